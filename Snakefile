@@ -97,7 +97,7 @@ rule train:
 
 rule evaluate:
     input:
-        data=lambda wc: "{}/{}/{}.jsonl".format(DATA, *task_data(wc.task)),
+        data=lambda wc: ["{}/{}/{}.jsonl".format(DATA, *task_data(wc.task))] if task_data(wc.task) else [],
         run=lambda wc: [f"{RUNS}/{wc.exp}/done.json"] if trained(wc.exp) else [],
     output:
         f"{RESULTS}/evals/{{exp}}/{{task}}.json",

@@ -240,9 +240,9 @@ def _check_algo_options(train: TrainConfig, source: str) -> None:
 
 
 def _check_tasks_exist(tasks: set[str], source: str) -> None:
-    from .evaluate import TASKS_DIR
+    from .evaluate import CUSTOM_TASKS, TASKS_DIR
 
-    defined = {p.stem for p in TASKS_DIR.glob("*.yaml") if not p.stem.startswith("_")}
+    defined = {p.stem for p in TASKS_DIR.glob("*.yaml") if not p.stem.startswith("_")} | set(CUSTOM_TASKS)
     missing = sorted(tasks - defined)
     if missing:
         raise ConfigError(f"{source}: eval.tasks: no task YAML in {TASKS_DIR} for {missing}; defined: {sorted(defined)}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import importlib
 import json
 import os
 import re
@@ -59,7 +60,7 @@ class DatasetSpec:
     hub_splits: dict[str, str] = field(default_factory=dict)
     mirror_files: dict[str, str] = field(default_factory=dict)
     mirror_fields: Fields | None = None  # when the mirror file names fields differently
-    generator: Callable[..., list[dict]] | None = None
+    generator: Callable[..., list[dict]] | str | None = None  # a function or "module:function"
     generator_kwargs: dict[str, dict] = field(default_factory=dict)  # split -> kwargs
 
     @property
@@ -110,6 +111,11 @@ REGISTRY: dict[str, DatasetSpec] = {
             generator_kwargs={"train": {"split": "train", "n": 2000, "digits": 2},
                               "test": {"split": "test", "n": 200, "digits": 2}},
         ),
+        # --- IGPO (issue 3): search corpora and the synthetic world ---
+        # --- MS-GRPO (issue 4): game seeds ---
+        # --- ExGRPO (issue 5): arithmetic with difficulty levels ---
+        # --- Cooper (issue 6) ---
+        # --- Retaining by Doing (issue 7): target tasks and probes ---
     ]
 }
 
@@ -155,7 +161,11 @@ def prepare(spec: DatasetSpec | str, split: str, data_dir: str | os.PathLike = "
         raise DatasetNotFoundError(f"dataset {spec.name!r} has no split {split!r}; it has {spec.splits}")
     mirror = mirror or os.environ.get(MIRROR_ENV) or None
     if spec.generator is not None:
-        records = spec.generator(**spec.generator_kwargs[split])
+        generator = spec.generator
+        if isinstance(generator, str):
+            module, fn = generator.split(":")
+            generator = getattr(importlib.import_module(module), fn)
+        records = generator(**spec.generator_kwargs[split])
     elif mirror is not None:
         records = _from_mirror(spec, split, Path(mirror))
     else:

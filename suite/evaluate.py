@@ -14,6 +14,7 @@ the per-sample outputs beside it.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
 import statistics
@@ -28,6 +29,12 @@ from .models import resolve_model
 from .rollout import has_vllm
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+
+# Tasks scored outside lm-eval (game environments): task name -> "module:function". The function
+# takes evaluate()'s arguments, writes the same results JSON (and samples) and returns it.
+CUSTOM_TASKS: dict[str, str] = {
+    # --- MS-GRPO (issue 4): game evaluations ---
+}
 _SKIP_METRICS = {"alias", "name", "sample_len", "sample_count", "samples"}
 
 
@@ -75,8 +82,11 @@ class _TagTolerantLoader(yaml.SafeLoader):
 _TagTolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def task_data(task: str, tasks_dir: str | Path = TASKS_DIR) -> tuple[str, str]:
-    """(dataset, split) that a task reads from ``data/``: what the workflow must prepare first."""
+def task_data(task: str, tasks_dir: str | Path = TASKS_DIR) -> tuple[str, str] | None:
+    """(dataset, split) that a task reads from ``data/``: what the workflow must prepare first
+    (None for a custom task that reads no prepared data)."""
+    if task in CUSTOM_TASKS:
+        return None
     path = Path(tasks_dir) / f"{task}.yaml"
     if not path.is_file():
         raise TaskConfigError(f"unknown task {task!r}: no {path}")
@@ -105,12 +115,25 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
     """Run one task on one checkpoint and write ``out`` (JSON) and ``out``.samples.jsonl."""
     import lm_eval
 
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
     backend = backend or default_backend()
+    if task in CUSTOM_TASKS:
+        module, fn = CUSTOM_TASKS[task].split(":")
+        custom = getattr(importlib.import_module(module), fn)
+        return custom(model, task, out, data_dir=data_dir, limit=limit, overrides=overrides, seed=seed,
+                      batch_size=batch_size, backend=backend, config_hash=config_hash)
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
     location = resolve_model(model)
     manager = task_manager(tasks_dir, metadata={"data_dir": str(Path(data_dir).resolve())})
     task_cfg = load_task_config(manager, task, overrides)
-    if backend == "vllm":
+    # A task may name the lm-eval model that runs it (an agent registered with lm-eval):
+    # metadata: {lm: <registered name>, lm_module: <module that registers it>, lm_args: {...}}
+    meta = task_cfg.get("metadata") or {}
+    if meta.get("lm"):
+        importlib.import_module(meta["lm_module"])
+        model_args = {"pretrained": location, "batch_size": batch_size, "seed": seed,
+                      "data_dir": str(Path(data_dir).resolve()), **(meta.get("lm_args") or {})}
+        backend = meta["lm"]
+    elif backend == "vllm":
         model_args = {"pretrained": location, "dtype": "bfloat16", "seed": seed, "gpu_memory_utilization": 0.8}
     else:
         gpu = torch.cuda.is_available()

@@ -7,11 +7,14 @@ Writes, under ``results/<profile>/<paper>/``:
   training runs add rows for the last step's metrics (task ``train``);
 - ``table.md``: the same as a readable table (ours ± se, paper's number beside it);
 - ``curves.png``: reward and accuracy per training step of every trained experiment;
-- ``evals.png``: benchmark bars per task and experiment.
+- ``evals.png``: benchmark bars per task and experiment;
+- anything a paper's ``extra_report`` hook (``config/paper_numbers.yaml``) adds: a function
+  ``(profile, paper, df, results, runs, out) -> list of markdown lines`` that may write its own plots.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -154,6 +157,10 @@ def build_report(profile: Profile, paper: str, results: str | Path, runs: str | 
     ]
     if meta.get("note"):
         parts += ["", meta["note"].strip()]
+    extra = meta.get("extra_report")  # "module:function" adding this paper's own tables and plots
+    if extra:
+        module, fn = extra.split(":")
+        parts += ["", *getattr(importlib.import_module(module), fn)(profile, paper, df, results, runs, out)]
     train = training_table(df)
     if train:
         parts += ["", "Last training step:", "", train]
