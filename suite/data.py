@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import glob
 import importlib
+import inspect
 import json
 import os
 import re
@@ -112,10 +113,42 @@ REGISTRY: dict[str, DatasetSpec] = {
                               "test": {"split": "test", "n": 200, "digits": 2}},
         ),
         # --- IGPO (issue 3): search corpora and the synthetic world ---
+        # (suite/envs/search_data.py; a corpus is the `corpus` split of its name, {id, title, text} lines)
+        DatasetSpec("igpo_world", generator="suite.envs.search_data:world_questions",
+                    generator_kwargs={"train": {"split": "train"}, "test": {"split": "test"}}),
+        DatasetSpec("igpo_world_corpus", generator="suite.envs.search_data:world_corpus",
+                    generator_kwargs={"corpus": {}}),
+        DatasetSpec("hotpotqa_ircot", generator="suite.envs.search_data:hotpotqa_questions",
+                    generator_kwargs={"train": {"split": "train"}, "test": {"split": "test"}}),
+        DatasetSpec("igpo_wiki", generator="suite.envs.search_data:passages",
+                    generator_kwargs={"corpus": {"name": "igpo_wiki", "files": [
+                        "wiki_corpus/hotpotqa500_paragraphs.jsonl", "wiki_corpus/flashrag_wiki18_sample1000.jsonl"]}}),
+        DatasetSpec("wiki18", generator="suite.envs.search_data:passages",
+                    generator_kwargs={"corpus": {"name": "wiki18", "files": ["wiki_corpus/wiki18_100w.jsonl"]}}),
+        DatasetSpec("igpo_paper_train", generator="suite.envs.search_data:paper_train",
+                    generator_kwargs={"train": {}}),
         # --- MS-GRPO (issue 4): game seeds ---
+        *[DatasetSpec(f"{game}_seeds", generator="suite.envs.registry:game_seeds",
+                      generator_kwargs={"train": {"game": game, "split": "train", "n": 2000},
+                                        "test": {"game": game, "split": "test", "n": 200}})
+          for game in ("frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple")],
         # --- ExGRPO (issue 5): arithmetic with difficulty levels ---
+        DatasetSpec(
+            "arithmetic_levels", generator="suite.tasks.arithmetic:generate_levels",
+            generator_kwargs={"train": {"split": "train", "n": 300}, "test": {"split": "test", "n": 30}},
+        ),
         # --- Cooper (issue 6) ---
         # --- Retaining by Doing (issue 7): target tasks and probes ---
+        DatasetSpec("countdown", generator="suite.tasks.retaining:countdown_split",
+                    generator_kwargs={"train": {"split": "train", "n": 4000}, "test": {"split": "test", "n": 500}}),
+        DatasetSpec("ifeval_like", generator="suite.tasks.retaining:ifeval_like_split",
+                    generator_kwargs={"train": {"split": "train", "n": 4000}, "test": {"split": "test", "n": 500}}),
+        DatasetSpec("mmlu", hub_id="cais/mmlu", hub_config="all", generator="suite.tasks.retaining:mmlu_split",
+                    generator_kwargs={"train": {"split": "train"}, "test": {"split": "test"}}),
+        DatasetSpec("arc_challenge", hub_id="allenai/ai2_arc", hub_config="ARC-Challenge",
+                    generator="suite.tasks.retaining:arc_challenge", generator_kwargs={"test": {"split": "test"}}),
+        DatasetSpec("ifeval", hub_id="google/IFEval", generator="suite.tasks.retaining:ifeval",
+                    generator_kwargs={"test": {"split": "test"}}),
     ]
 }
 
@@ -165,7 +198,10 @@ def prepare(spec: DatasetSpec | str, split: str, data_dir: str | os.PathLike = "
         if isinstance(generator, str):
             module, fn = generator.split(":")
             generator = getattr(importlib.import_module(module), fn)
-        records = generator(**spec.generator_kwargs[split])
+        kwargs = dict(spec.generator_kwargs[split])
+        if "mirror" in inspect.signature(generator).parameters:  # a generator that reads a source itself
+            kwargs["mirror"] = mirror
+        records = generator(**kwargs)
     elif mirror is not None:
         records = _from_mirror(spec, split, Path(mirror))
     else:

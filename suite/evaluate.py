@@ -34,6 +34,8 @@ TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 # takes evaluate()'s arguments, writes the same results JSON (and samples) and returns it.
 CUSTOM_TASKS: dict[str, str] = {
     # --- MS-GRPO (issue 4): game evaluations ---
+    **{game: "suite.envs.evaluate_games:evaluate_game"
+       for game in ("frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple")},
 }
 _SKIP_METRICS = {"alias", "name", "sample_len", "sample_count", "samples"}
 

@@ -28,6 +28,10 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     n: int = 1
+    # Generation also ends once the decoded completion contains one of these strings (e.g. an agent's
+    # "</search>"); the completion is cut after the token that completes it. Empty: stop at EOS only.
+    stop: tuple[str, ...] = ()
+    greedy: bool = False  # argmax decoding (evaluation); temperature and top_p are then ignored
 
 
 class GenerationEngine(Protocol):
@@ -36,6 +40,30 @@ class GenerationEngine(Protocol):
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Make the engine sample from the policy's current weights."""
+
+
+def cut_at_stop(ids: list[int], stop: Sequence[str], tokenizer) -> list[int]:
+    """The shortest prefix of ``ids`` whose decoded text contains one of ``stop`` (all of ``ids`` if none does).
+
+    Containment grows with the prefix, so the cut point is found by bisection over prefix lengths.
+    """
+    if not stop or not ids:
+        return ids
+
+    def hit(k: int) -> bool:
+        text = tokenizer.decode(ids[:k])
+        return any(s in text for s in stop)
+
+    if not hit(len(ids)):
+        return ids
+    lo, hi = 1, len(ids)  # invariant: hit(hi)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if hit(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return ids[:hi]
 
 
 def trim_at_eos(ids: list[int], eos_ids: set[int], pad_id: int | None) -> list[int]:
@@ -84,13 +112,16 @@ class HFEngine:
             for start in range(0, len(expanded), self.batch_size):
                 chunk = expanded[start:start + self.batch_size]
                 ids, attn = left_pad(chunk, self.tokenizer.pad_token_id)
+                sampling = ({"do_sample": False} if params.greedy else
+                            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0})
+                stopping = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer} if params.stop else {}
                 gen = self.model.generate(
-                    input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=True,
-                    temperature=params.temperature, top_p=params.top_p, top_k=0,
+                    input_ids=ids.to(device), attention_mask=attn.to(device), **sampling, **stopping,
                     max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                 )
                 for row in gen[:, ids.shape[1]:].tolist():
-                    out.append(trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id))
+                    row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
+                    out.append(cut_at_stop(row, params.stop, self.tokenizer))
         finally:
             self.model.train(was_training)
         return out
@@ -123,10 +154,11 @@ class VLLMEngine:
         from vllm import SamplingParams as VSP
         from vllm.inputs import TokensPrompt
 
-        sp = VSP(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                 max_tokens=params.max_new_tokens)
+        sp = VSP(n=params.n, temperature=0.0 if params.greedy else params.temperature,
+                 top_p=1.0 if params.greedy else params.top_p, max_tokens=params.max_new_tokens,
+                 stop=list(params.stop) or None, include_stop_str_in_output=True)
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sp, use_tqdm=False)
-        return [list(c.token_ids) for o in outputs for c in o.outputs]
+        return [cut_at_stop(list(c.token_ids), params.stop, self.tokenizer) for o in outputs for c in o.outputs]
 
 
 def make_engine(kind: str, model, tokenizer, model_path: str, *, batch_size: int, bf16: bool, seed: int):

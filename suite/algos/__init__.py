@@ -10,6 +10,11 @@ import importlib
 
 METHODS = {
     "grpo": "suite.algos.grpo:GRPO",
+    "igpo": "suite.algos.igpo:IGPO",  # IGPO (issue 3): info-gain turn rewards; GRPO-F1 and ablations as options
+    "cooper": "suite.algos.cooper:Cooper",  # Cooper (issue 6): GRPO on a co-trained reference-based RM
+    "sft": "suite.algos.sft:SFT",  # Retaining by Doing (issue 7): expert / self / iterative / rl_traces
+    "rbd_grpo": "suite.algos.rbd_grpo:RBDGRPO",  # Retaining by Doing (issue 7): GRPO of the reference code
+    "msgrpo": "suite.algos.msgrpo:MSGRPO",  # MS-GRPO + AAW (issue 4)
 }
 
 

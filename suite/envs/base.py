@@ -26,6 +26,12 @@ The parts of it that need no model live here:
     counts invalid steps since the last reset, ``info["action"]`` is what was
     played (``"noop"`` for a no-op) and ``info["game_reward"]`` is the reward
     before the penalty, for metrics.
+
+* :func:`play_episodes` runs many episodes in lockstep: at each turn the
+  prompts of every unfinished episode go to one ``act`` call (one batched
+  generation for a model), so generation is batched across episodes.
+  Training (:mod:`suite.algos.msgrpo`) and evaluation
+  (:mod:`suite.envs.evaluate_games`) both play through it.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 FALLBACKS = ("noop", "random")
+PROMPT_STYLES = ("think", "direct")
 DEFAULT_FORMAT_PENALTY = -0.1
 
 # Markdown / quoting characters and trailing punctuation ignored around an answer.
@@ -70,8 +78,13 @@ class TextGame(ABC):
     supports_noop: bool = False
 
     @abstractmethod
-    def reset(self, seed: int | None = None) -> str:
-        """Start a new episode and return its first observation."""
+    def reset(self, seed: int | None = None, dynamics_seed: int | None = None) -> str:
+        """Start a new episode and return its first observation.
+
+        ``seed`` fixes the initial state and, by default, the game's own
+        randomness; a ``dynamics_seed`` redraws that randomness (slips, enemy
+        moves, apple respawns) while keeping the initial state of ``seed``.
+        """
 
     @abstractmethod
     def legal_actions(self) -> list[str]:
@@ -99,14 +112,26 @@ class RandomPolicy:
         return self._rng.choice(game.legal_actions())
 
 
-def prompt_template(observation: str, legal_actions: Sequence[str], rules: str = "") -> str:
-    """Render the user prompt for one decision."""
-    instruction = (
-        f"Legal actions: {', '.join(legal_actions)}.\n"
-        "Think about your move if you wish, then give exactly one legal action "
-        f"inside tags as your final answer, for example <action>{legal_actions[0]}</action>."
-    )
-    return "\n\n".join(part.strip() for part in (rules, observation, instruction) if part.strip())
+def prompt_template(observation: str, legal_actions: Sequence[str], rules: str = "",
+                    history: Sequence[str] = (), style: str = "think") -> str:
+    """Render the user prompt for one decision.
+
+    ``history``: the actions played so far in this episode (the caller passes
+    the last few; empty = no history line).  ``style``: ``"think"`` allows
+    reasoning before the tagged answer, ``"direct"`` asks for the tagged
+    answer alone (for small models and short generation budgets).
+    """
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
+    example = f"<action>{legal_actions[0]}</action>"
+    if style == "think":
+        ask = ("Think about your move if you wish, then give exactly one legal action "
+               f"inside tags as your final answer, for example {example}.")
+    else:
+        ask = f"Reply with exactly one legal action inside tags and nothing else, for example {example}."
+    instruction = f"Legal actions: {', '.join(legal_actions)}.\n{ask}"
+    past = f"Your previous actions, oldest first: {', '.join(history)}." if history else ""
+    return "\n\n".join(part.strip() for part in (rules, observation, past, instruction) if part.strip())
 
 
 class ActionExtractor:
@@ -171,16 +196,24 @@ class LanguageAgentEnv:
         self._rng = _fallback_rng(seed)
         self.observation = ""
         self.invalid_actions = 0
+        self.actions: list[str] = []  # played this episode ("noop" for a no-op)
 
-    def reset(self, seed: int | None = None) -> str:
+    def reset(self, seed: int | None = None, dynamics_seed: int | None = None) -> str:
         if seed is not None:
-            self._rng = _fallback_rng(seed)
+            self._rng = _fallback_rng(seed if dynamics_seed is None else f"{seed}:{dynamics_seed}")
         self.invalid_actions = 0
-        self.observation = self.game.reset(seed)
+        self.actions = []
+        if dynamics_seed is None:
+            self.observation = self.game.reset(seed)
+        else:
+            self.observation = self.game.reset(seed, dynamics_seed=dynamics_seed)
         return self.observation
 
-    def prompt(self) -> str:
-        return prompt_template(self.observation, self.game.legal_actions(), self.game.rules)
+    def prompt(self, history: int = 0, style: str = "think") -> str:
+        """The prompt for the next decision, with the last ``history`` actions."""
+        past = self.actions[-history:] if history > 0 else []
+        return prompt_template(self.observation, self.game.legal_actions(), self.game.rules,
+                               history=past, style=style)
 
     def step(self, generated_text: str) -> StepResult:
         legal = self.game.legal_actions()
@@ -200,6 +233,7 @@ class LanguageAgentEnv:
             "game_reward": result.reward,
         }
         self.observation = result.observation
+        self.actions.append(action)
         return StepResult(result.observation, reward, result.done, info)
 
     def _play_fallback(self, legal: list[str]) -> tuple[StepResult, str]:
@@ -209,6 +243,81 @@ class LanguageAgentEnv:
         return self.game.step(action), action
 
 
-def _fallback_rng(seed: int | None) -> random.Random:
+def _fallback_rng(seed: int | str | None) -> random.Random:
     # A string seed keeps this stream independent of games seeded with the same int.
     return random.Random(None if seed is None else f"fallback:{seed}")
+
+
+# ------------------------------------------------------------------ episodes
+@dataclass
+class Turn:
+    """One decision: what the agent saw and said, and what happened."""
+
+    prompt: str
+    response: str
+    action: str  # what was played ("noop" for the no-op fallback)
+    valid: bool  # the response named a legal action
+    reward: float  # game reward plus the format penalty when invalid
+    payload: Any = None  # whatever ``act`` attached (e.g. token ids for training)
+
+
+@dataclass
+class Episode:
+    """A finished episode of one game from one seed."""
+
+    game: str
+    seed: int
+    turns: list[Turn] = field(default_factory=list)
+    success: bool = False  # the game's ``info["success"]`` at the last turn
+
+    @property
+    def ret(self) -> float:
+        """Return R = sum of the turn rewards (penalties included)."""
+        return float(sum(turn.reward for turn in self.turns))
+
+    @property
+    def length(self) -> int:
+        return len(self.turns)
+
+    @property
+    def invalid(self) -> int:
+        """Turns whose response named no legal action (each played the fallback)."""
+        return sum(not turn.valid for turn in self.turns)
+
+
+# act(envs, prompts) -> one (response text, payload) per unfinished episode
+Act = Callable[[list[LanguageAgentEnv], list[str]], list[tuple[str, Any]]]
+
+
+def play_episodes(envs: Sequence[LanguageAgentEnv], seeds: Sequence[int], act: Act, *, history: int = 0,
+                  style: str = "think", dynamics_seeds: Sequence[int | None] | None = None,
+                  max_turns: int = 10_000) -> list[Episode]:
+    """Play one episode per env from ``seeds`` in lockstep and return them in order.
+
+    Each turn calls ``act`` once with the envs that are still running and
+    their prompts, so a model generates for all of them in one batch.
+    """
+    dynamics_seeds = dynamics_seeds or [None] * len(envs)
+    episodes = []
+    for env, seed, dynamics in zip(envs, seeds, dynamics_seeds):
+        env.reset(seed, dynamics_seed=dynamics)
+        episodes.append(Episode(game=env.game.name, seed=seed))
+    active = list(range(len(envs)))
+    for _ in range(max_turns):
+        if not active:
+            return episodes
+        prompts = [envs[i].prompt(history=history, style=style) for i in active]
+        outputs = act([envs[i] for i in active], prompts)
+        if len(outputs) != len(active):
+            raise ValueError(f"act returned {len(outputs)} responses for {len(active)} prompts")
+        still = []
+        for i, prompt, (text, payload) in zip(active, prompts, outputs):
+            result = envs[i].step(text)
+            info = result.info
+            episodes[i].turns.append(Turn(prompt, text, info["action"], info["valid_action"], result.reward, payload))
+            if result.done:
+                episodes[i].success = bool(info.get("success", False))
+            else:
+                still.append(i)
+        active = still
+    raise RuntimeError(f"episodes still running after {max_turns} turns: does the game cap its length?")

@@ -20,7 +20,9 @@ With a fixed ``desc`` every episode uses it.  Otherwise each ``reset(seed)``
 draws ``generate_random_map(size, frozen_prob, seed=seed)`` (4x4, 80% frozen
 by default), which always contains a safe path; the same seed gives the same
 map.  Slips are drawn from an independent stream derived from the same seed,
-so a seed fixes the whole episode given the actions.
+so a seed fixes the whole episode given the actions; ``reset(seed,
+dynamics_seed=k)`` keeps the map of ``seed`` and draws the slips from a
+stream of ``(seed, k)`` (independent episodes from one initial state).
 
 The no-op turn (fallback for invalid model output) leaves the agent where it
 is and consumes one turn of ``max_steps``.
@@ -95,7 +97,7 @@ class FrozenLake(TextGame):
             f" or after {self.max_steps} moves."
         )
 
-    def reset(self, seed: int | None = None) -> str:
+    def reset(self, seed: int | None = None, dynamics_seed: int | None = None) -> str:
         desc = self.fixed_desc or generate_random_map(self.size, self.frozen_prob, seed=seed)
         if desc != self.desc:
             self._env = gymnasium.make(
@@ -106,7 +108,7 @@ class FrozenLake(TextGame):
                 disable_env_checker=True,
             )
             self.desc = desc
-        state, _ = self._env.reset(seed=_slip_seed(seed))
+        state, _ = self._env.reset(seed=_slip_seed(seed, dynamics_seed))
         self.position = divmod(int(state), len(desc[0]))
         self.turn = 0
         self.done = False
@@ -174,11 +176,12 @@ class FrozenLake(TextGame):
             raise RuntimeError("episode is over; call reset() first")
 
 
-def _slip_seed(seed: int | None) -> int | None:
+def _slip_seed(seed: int | None, dynamics_seed: int | None = None) -> int | None:
     """Seed for slips, independent of the map stream that uses ``seed`` itself."""
     if seed is None:
         return None
-    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+    entropy = [seed, 1] if dynamics_seed is None else [seed, 2, dynamics_seed]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def bfs_optimal_actions(desc: Sequence[str], start: Cell | None = None) -> list[str] | None:

@@ -39,6 +39,12 @@ because enemies keep moving.
 
 The game is deterministic given the seed and the agent's actions: one
 ``random.Random(seed)`` drives placement, apple respawns and enemy moves.
+``reset(seed, dynamics_seed=k)`` places the pieces as ``seed`` does, then
+draws respawns and enemy moves from a stream of ``(seed, k)``.
+
+Success (``info["success"]``, for success rates): the agent survived to the
+turn cap.  Apples show in the return, not in success, so the definition is
+the same for both variants.
 
 References
 ----------
@@ -133,7 +139,7 @@ class SnakeGame(TextGame):
         )
 
     # ----------------------------------------------------------------- episode
-    def reset(self, seed: int | None = None) -> str:
+    def reset(self, seed: int | None = None, dynamics_seed: int | None = None) -> str:
         self.rng = random.Random(seed)
         self.agent, self.enemies, self.apples = Snake([]), [], []  # empty board to spawn on
         self.agent = Snake(self._spawn_body(far_from=None))
@@ -141,6 +147,8 @@ class SnakeGame(TextGame):
             self._add_enemy()
         for _ in range(self.num_apples):
             self._spawn_apple()
+        if dynamics_seed is not None:
+            self.rng = random.Random(f"{seed}:dynamics:{dynamics_seed}")
         self._start()
         return self.render()
 
@@ -315,6 +323,7 @@ class SnakeGame(TextGame):
             "length": len(self.agent.body),
             "enemy_deaths": enemy_deaths,
             "truncated": self.done and death is None,
+            "success": self.done and death is None,  # survived to the turn cap
             "turn": self.turn,
         }
 

@@ -1,0 +1,25 @@
+"""Hooks of the search-agent task YAMLs (IGPO, issue 3): the prompt the agent is trained with and
+the IGPO scorer in its evaluation mode (a malformed transcript scores 0)."""
+
+from __future__ import annotations
+
+from suite.envs.search import SEARCH_R1_PROMPT
+from suite.rewards.igpo import igpo_em, igpo_f1
+
+
+def search_prompt(doc: dict) -> str:
+    """The user message of the search agent: what ``SearchEnv.reset`` gives the policy in training."""
+    return SEARCH_R1_PROMPT.format(question=doc["prompt"])
+
+
+def _responses(results: list) -> list[str]:
+    return results[0] if results and isinstance(results[0], list) else results
+
+
+def process_search(doc: dict, results: list) -> dict:
+    responses = _responses(results)
+    n = len(responses)
+    return {
+        "em": sum(igpo_em(r, doc["answers"], train=False) for r in responses) / n,
+        "f1": sum(igpo_f1(r, doc["answers"], train=False) for r in responses) / n,
+    }
