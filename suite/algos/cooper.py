@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock
+from tqdm.auto import tqdm
 
 from ..config import config_hash
 from ..io import replace_dir, write_json
@@ -336,6 +337,8 @@ def pretrain_reward_model(method: Cooper, out: Path) -> None:
     n_pre = 0 if o.rm_init else min(o.pretrain_questions, len(order))
     n_held = min(o.heldout_questions, len(order) - n_pre)
     chosen = [t.records[i] for i in order[:n_pre + n_held]]
+    tqdm.write(f"cooper: pretraining the reward model: {o.pretrain_samples} base-policy samples for each of "
+               f"{n_pre} + {n_held} (held-out) questions")
     completions = t.generate([t.prompt_ids(rec) for rec in chosen], o.pretrain_samples) if chosen else []
     texts = t.decode(completions) if completions else []
     samples = [texts[i * o.pretrain_samples:(i + 1) * o.pretrain_samples] for i in range(len(chosen))]
@@ -354,6 +357,8 @@ def pretrain_reward_model(method: Cooper, out: Path) -> None:
     counts = {k: maker.counts[k] - before[k] for k in NEGATIVE_KINDS}
     maker.counts.update(before)  # the run's counters cover RL steps only
 
+    tqdm.write(f"cooper: {len(labelled)} labelled triples ({sum(ex['label'] for ex in labelled)} positive); "
+               f"negatives from positives: {counts}")
     heldout = heldout_pairs(held, samples[n_pre:], t.verifier, cfg.seed)
     rm = method.build_reward_model(method.rm_source())
     pos, neg = [tuple(x) for x in heldout["positives"]], [tuple(x) for x in heldout["negatives"]]
@@ -364,6 +369,8 @@ def pretrain_reward_model(method: Cooper, out: Path) -> None:
                             [ex["label"] for ex in labelled], epochs=o.pretrain_epochs, lr=o.pretrain_lr,
                             weight_decay=o.rm_weight_decay, seed=cfg.seed)
     acc_after = rm.pair_accuracy(pos, neg)
+    tqdm.write(f"cooper: BCE loss per epoch {[round(x, 4) for x in losses]}; held-out pair accuracy "
+               f"{acc_before:.3f} -> {acc_after:.3f} over {len(pos)} pairs ({time.time() - start:.0f} s)")
     rm.save(out / "model")
     write_json(out / "heldout.json", heldout)
     kinds = [ex["kind"] for ex in labelled]

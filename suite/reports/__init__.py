@@ -1,0 +1,1 @@
+"""Per-paper report hooks (``extra_report`` in config/paper_numbers.yaml)."""
