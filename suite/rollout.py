@@ -211,6 +211,7 @@ class Rollouts:
     texts: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # method-specific per-step metrics
+    off_policy: list[bool] = field(default_factory=list)  # per row: replayed from a buffer (empty: none is)
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -233,11 +234,13 @@ class Batch:
     advantages: torch.Tensor  # [B, C]
     old_logp: torch.Tensor  # [B, C] recorded behaviour log-probs (0 where none)
     has_old_logp: torch.Tensor  # [B] bool: row carries recorded log-probs
+    off_policy: torch.Tensor | None = None  # [B] bool: row replayed from a buffer (Rollouts.off_policy)
 
     def to(self, device) -> "Batch":
         for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "loss_mask",
-                     "advantages", "old_logp", "has_old_logp"):
-            setattr(self, name, getattr(self, name).to(device))
+                     "advantages", "old_logp", "has_old_logp", "off_policy"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         return self
 
 
@@ -265,4 +268,5 @@ def collate(r: Rollouts, rows: Sequence[int], pad_id: int) -> Batch:
     attention = torch.cat([attn_p, attn_c], dim=1)
     positions = (attention.cumsum(1) - 1).clamp(min=0)
     return Batch(input_ids=torch.cat([prompt, comp], dim=1), attention_mask=attention, position_ids=positions,
-                 completion_ids=comp, loss_mask=mask, advantages=adv, old_logp=old, has_old_logp=has_old)
+                 completion_ids=comp, loss_mask=mask, advantages=adv, old_logp=old, has_old_logp=has_old,
+                 off_policy=torch.tensor([bool(r.off_policy and r.off_policy[i]) for i in rows], dtype=torch.bool))

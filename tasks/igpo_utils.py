@@ -1,15 +1,9 @@
-"""Hooks of the search-agent task YAMLs (IGPO, issue 3): the prompt the agent is trained with and
-the IGPO scorer in its evaluation mode (a malformed transcript scores 0)."""
+"""Hooks of the search-agent task YAMLs (IGPO, issue 3): the IGPO scorer in its evaluation mode
+(a malformed transcript scores 0). The prompt is the agent model's (``lm_args.prompt``), as in training."""
 
 from __future__ import annotations
 
-from suite.envs.search import SEARCH_R1_PROMPT
 from suite.rewards.igpo import igpo_em, igpo_f1
-
-
-def search_prompt(doc: dict) -> str:
-    """The user message of the search agent: what ``SearchEnv.reset`` gives the policy in training."""
-    return SEARCH_R1_PROMPT.format(question=doc["prompt"])
 
 
 def _responses(results: list) -> list[str]:

@@ -163,3 +163,48 @@ def test_registry_unknown_name_lists_valid_names():
         make_game("tetris")
     for name in ["frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple"]:
         assert name in str(error.value)
+
+
+def test_prompt_history_and_direct_style():
+    env = frozen_env()
+    env.step("<action>RIGHT</action>")
+    env.step("gibberish")  # invalid: the no-op is played and recorded
+    assert env.actions == ["RIGHT", "noop"]
+    assert "Your previous actions, oldest first: RIGHT, noop." in env.prompt(history=2)
+    assert "Your previous actions, oldest first: noop." in env.prompt(history=1)
+    assert "previous actions" not in env.prompt()
+    direct = env.prompt(style="direct")
+    assert direct.endswith("Reply with exactly one legal action inside tags and nothing else, for example <action>LEFT</action>.")
+    with pytest.raises(ValueError, match="prompt style"):
+        env.prompt(style="verbose")
+    env.reset(seed=0)
+    assert env.actions == []
+
+
+def test_play_episodes_in_lockstep():
+    from suite.envs.base import play_episodes
+
+    envs = [LanguageAgentEnv(FrozenLake(desc=CLASSIC)) for _ in range(3)]
+    scripts = [["RIGHT", "DOWN"], ["DOWN", "DOWN", "RIGHT", "RIGHT", "DOWN", "RIGHT"], ["what?", "LEFT", "UP"]]
+    batches = []
+
+    def act(active, prompts):
+        batches.append(len(active))
+        return [(scripts[envs.index(env)][len(env.actions)], len(env.actions)) for env in active]
+
+    for env in envs:
+        env.game.max_steps = 3
+    episodes = play_episodes(envs, [0, 1, 2], act)
+    # hole after 2 turns; truncated at 3 turns (the goal needs 6); one invalid turn then truncated at 3
+    assert batches == [3, 3, 2]
+    assert [ep.length for ep in episodes] == [2, 3, 3]
+    assert [ep.seed for ep in episodes] == [0, 1, 2] and episodes[0].game == "frozen_lake"
+    assert [ep.success for ep in episodes] == [False, False, False]
+    assert episodes[2].invalid == 1 and episodes[2].ret == pytest.approx(-0.1)
+    assert [t.payload for t in episodes[1].turns] == [0, 1, 2]
+    assert "Move 1 of 3" in episodes[1].turns[1].prompt
+    goal = [LanguageAgentEnv(FrozenLake(desc=CLASSIC))]
+    won = play_episodes(goal, [0], lambda active, prompts: [(scripts[1][len(goal[0].actions)], None)])
+    assert won[0].success and won[0].ret == 1.0 and won[0].length == 6
+    with pytest.raises(ValueError, match="act returned 0 responses for 1 prompts"):
+        play_episodes(goal, [0], lambda active, prompts: [])

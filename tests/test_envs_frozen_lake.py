@@ -157,3 +157,20 @@ def test_planner_policy_solves_deterministic_maps():
         while not game.done:
             result = game.step(planner_policy(game))
         assert result.reward == 1.0 and game.turn == len(bfs_optimal_actions(game.desc))
+
+
+def test_dynamics_seed_keeps_the_map_and_redraws_the_slips():
+    game = FrozenLake(is_slippery=True)
+    first = game.reset(seed=5)
+    desc = list(game.desc)
+    outcomes = set()
+    for k in range(12):
+        assert game.reset(seed=5, dynamics_seed=k) == first and game.desc == desc
+        game.step("RIGHT")
+        outcomes.add(game.position)
+    assert len(outcomes) > 1  # slips differ between dynamics seeds
+    runs = []
+    for _ in range(2):  # a dynamics seed is reproducible
+        game.reset(seed=5, dynamics_seed=3)
+        runs.append([game.step(a).observation for a in ("RIGHT", "DOWN")] if not game.done else [])
+    assert runs[0] == runs[1]

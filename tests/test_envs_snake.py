@@ -184,3 +184,25 @@ def test_heuristic_beats_random():
     heuristic = average_return(lambda seed: heuristic_policy, seeds)
     random_return = average_return(RandomPolicy, seeds)
     assert heuristic > 5.0 > random_return
+
+
+def test_success_means_surviving_to_the_cap():
+    game = board([(3, 3), (3, 2)], max_steps=2)
+    first, second = game.step("UP"), game.step("UP")
+    assert not first.info["success"] and second.info["success"] and second.done
+    dead = board([(0, 3), (1, 3)])
+    result = dead.step("UP")  # into the wall
+    assert result.done and not result.info["success"]
+
+
+def test_dynamics_seed_keeps_the_board_and_redraws_enemy_moves():
+    game = SnakeGame(num_enemies=2)
+    start = game.reset(seed=4)
+    trajectories = set()
+    for k in range(8):
+        assert game.reset(seed=4, dynamics_seed=k) == start
+        for action in ("UP", "LEFT", "DOWN") if game.agent.heading != "DOWN" else ("DOWN", "LEFT", "UP"):
+            if not game.done:
+                game.step(action)
+        trajectories.add(tuple(tuple(enemy.body) for enemy in game.enemies))
+    assert len(trajectories) > 1

@@ -274,6 +274,25 @@ def test_scripted_policy_drives_the_multi_turn_loop_end_to_end(scripted, world_d
     assert math.isfinite(stats["loss"]) and stats["grad_norm"] > 0
 
 
+def test_prefilled_turn_openings_are_context_not_generated(world_data, tiny):
+    from suite.agents.search_agent import open_engine
+
+    _, tok = tiny
+    replies = iter(["Pupi Lila</search>", "done</think><answer>Zuniru</answer>"])
+    env = SearchEnv(open_engine("igpo_world_corpus", world_data, top_k=1), max_turns=3)
+    episode = Episode(prompt_ids=[1, 2, 3], env=env)
+    env.reset("In which city was Pupi Lila born?")
+    run_episodes([episode], lambda contexts: [tok(next(replies), add_special_tokens=False)["input_ids"]], tok,
+                 prefill="<think>", first_prefill="<search>")
+    assert episode.turn_texts == ["<search>Pupi Lila</search>", "<think>done</think><answer>Zuniru</answer>"]
+    assert episode.info["answer"] == "Zuniru" and episode.info["search_calls"] == 1
+    generated = tok.decode([t for t, m in zip(episode.ids, episode.mask) if m])
+    context = tok.decode([t for t, m in zip(episode.ids, episode.mask) if not m])
+    assert generated == "Pupi Lila</search>done</think><answer>Zuniru</answer>"
+    assert context.startswith("<search>\n<information>Doc 1 (Title: Pupi Lila)") and context.endswith("</information>\n<think>")
+    assert [tok.decode(episode.ids[a:b]) for a, b in episode.turns] == ["Pupi Lila</search>", "done</think><answer>Zuniru</answer>"]
+
+
 def test_loss_mask_excludes_observation_tokens(scripted, world_data):
     trainer = Trainer(igpo_config(world_data, kl_coef=0.0), world_data / "run-mask")
     r = trainer.method.collect(0)
@@ -330,7 +349,7 @@ def test_search_agent_model_plays_the_episode_and_returns_the_transcript(world_d
                        max_turns=3, batch_size=2)
     lm.engine = ScriptedEngine(lm.tokenizer, records)
     torch.manual_seed(0)
-    requests = [SimpleNamespace(args=(lm.apply_chat_template([{"role": "user", "content": f"Question: {r['prompt']}\n"}]),
+    requests = [SimpleNamespace(args=(lm.apply_chat_template([{"role": "user", "content": r["prompt"]}]),
                                       {"until": ["</answer>"], "max_gen_toks": 16, "do_sample": False}))
                 for r in records[:3]]
     out = lm.generate_until(requests)

@@ -10,14 +10,19 @@ a search appends the environment's ``\\n<information>...</information>\\n`` (tok
 own) to the completion, an answer or a malformed turn ends the episode, and so does the last
 allowed turn. The completion is kept as token ids, never re-tokenised, so the ids a policy is
 trained on are exactly the ids it sampled from and conditioned on; ``mask`` marks the generated
-tokens (1) and the observation tokens (0).
+tokens (1) and the observation tokens (0). A turn may start with fixed text, ``prefill`` (the
+reference implementation opens every turn with ``<think>``; ``first_prefill`` replaces it on the
+first turn): its tokens are context, not generated, so they are masked like observations, and the
+environment parses ``prefill + generated text``.
 
 lm-eval model
 -------------
 A task YAML names the model in its metadata (``lm: rlrepro-search-agent``, ``lm_module:
 suite.agents.search_agent``, ``lm_args: {corpus, top_k, max_turns, ...}``) and
 :func:`suite.evaluate.evaluate` passes it the checkpoint (``pretrained``) and the data root. Each
-``generate_until`` request is one question; the response is the whole transcript (turns and
+``generate_until`` request is one question: the task's ``doc_to_text`` is the bare question,
+which the agent puts into its prompt (``prompt``: a key of :data:`suite.envs.search.PROMPTS`, as
+in training) before the chat template; the response is the whole transcript (turns, prefills and
 observations), which the task's ``process_results`` scores. ``max_gen_toks`` is the budget *per
 turn*; ``do_sample: false`` is greedy decoding.
 
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..envs.search import DEFAULT_MAX_WORDS, SearchEngine, SearchEnv
+from ..envs.search import DEFAULT_MAX_WORDS, PROMPTS, SearchEngine, SearchEnv
 
 STOP = ("</search>", "</answer>")
 CORPUS_SPLIT = "corpus"
@@ -90,13 +95,28 @@ def new_episode(question: str, env: SearchEnv, chat_ids: Callable[[list[dict]], 
     return Episode(prompt_ids=chat_ids([{"role": "user", "content": prompt}]), env=env)
 
 
+def prompt_template(name: str) -> str:
+    try:
+        return PROMPTS[name]
+    except KeyError:
+        raise ValueError(f"unknown search-agent prompt {name!r}; choose one of {sorted(PROMPTS)}") from None
+
+
 def run_episodes(episodes: Sequence[Episode], generate: Callable[[list[list[int]]], list[list[int]]],
-                 tokenizer) -> Sequence[Episode]:
+                 tokenizer, prefill: str = "", first_prefill: str | None = None) -> Sequence[Episode]:
     """Play all episodes to the end, one batched ``generate`` call per turn over the live ones."""
+    prefill_ids = {text: tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+                   for text in {prefill, prefill if first_prefill is None else first_prefill}}
     while live := [e for e in episodes if not e.done]:
+        opening = []
+        for episode in live:
+            text = prefill if episode.turns or first_prefill is None else first_prefill
+            episode.ids += prefill_ids[text]
+            episode.mask += [0] * len(prefill_ids[text])
+            opening.append(text)
         outputs = generate([e.context for e in live])
-        for episode, out in zip(live, outputs):
-            text = tokenizer.decode(out, skip_special_tokens=True)
+        for episode, out, head in zip(live, outputs, opening):
+            text = head + tokenizer.decode(out, skip_special_tokens=True)
             start = len(episode.ids)
             episode.ids += out
             episode.mask += [1] * len(out)
@@ -126,7 +146,8 @@ class SearchAgentLM(LM):
     """lm-eval model: a checkpoint playing the search agent over a BM25 corpus."""
 
     def __init__(self, pretrained: str, corpus: str, top_k: int = 3, max_turns: int = 4,
-                 max_words: int = DEFAULT_MAX_WORDS, data_dir: str = "data", mirror: str | None = None,
+                 max_words: int = DEFAULT_MAX_WORDS, prompt: str = "search_r1", prefill: str = "",
+                 first_prefill: str | None = None, data_dir: str = "data", mirror: str | None = None,
                  batch_size: int | str = 16, seed: int = 0, engine: str = "auto", bf16: bool = False,
                  max_batch_size=None, device=None, **_ignored):
         super().__init__()
@@ -143,6 +164,7 @@ class SearchAgentLM(LM):
                                   bf16=bf16, seed=seed)
         self.search = open_engine(corpus, data_dir, mirror, top_k)
         self.top_k, self.max_turns, self.max_words = int(top_k), int(max_turns), int(max_words)
+        self.prompt, self.prefill, self.first_prefill = prompt_template(prompt), prefill, first_prefill
         self.seed = seed
         self.pretrained = pretrained
 
@@ -155,8 +177,11 @@ class SearchAgentLM(LM):
         return self.tokenizer.chat_template
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+        """The agent's prompt around the (last) user message, the question, then the chat template."""
+        messages = [dict(m) for m in chat_history]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        messages[last]["content"] = self.prompt.format(question=messages[last]["content"])
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def generate_until(self, requests) -> list[str]:
         import torch
@@ -185,8 +210,9 @@ class SearchAgentLM(LM):
                                                   max_words=self.max_words))
                             for i in chunk]
                 for episode in episodes:
-                    episode.env.reset("")  # the prompt comes from the task; the env only counts turns
-                run_episodes(episodes, lambda ctx: self.engine.generate(ctx, params), self.tokenizer)
+                    episode.env.reset("")  # the prompt came with the request; the env only counts turns
+                run_episodes(episodes, lambda ctx: self.engine.generate(ctx, params), self.tokenizer,
+                             self.prefill, self.first_prefill)
                 for i, episode in zip(chunk, episodes):
                     out[i] = self.tokenizer.decode(episode.ids, skip_special_tokens=True)
         return out

@@ -15,6 +15,7 @@ METHODS = {
     "sft": "suite.algos.sft:SFT",  # Retaining by Doing (issue 7): expert / self / iterative / rl_traces
     "rbd_grpo": "suite.algos.rbd_grpo:RBDGRPO",  # Retaining by Doing (issue 7): GRPO of the reference code
     "msgrpo": "suite.algos.msgrpo:MSGRPO",  # MS-GRPO + AAW (issue 4)
+    "exgrpo": "suite.algos.exgrpo:ExGRPO",  # ExGRPO (issue 5): replay buffer of successes, mixed-policy loss
 }
 
 

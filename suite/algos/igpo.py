@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..agents.search_agent import STOP, Episode, new_episode, open_engine, run_episodes
-from ..envs.search import DEFAULT_MAX_WORDS, SearchEnv
+from ..envs.search import DEFAULT_MAX_WORDS, PROMPTS, SearchEnv
 from ..rewards.igpo import MALFORMED, extract_answer, igpo_em, igpo_f1
 from ..rollout import Rollouts, SamplingParams, autocast
 from ..trainer import Method
@@ -255,6 +255,9 @@ class IGPO(Method):
         ig_type: str = "prob_diff"  # prob_diff (p_t - p_{t-1}) | log_prob_diff
         corpus: str = "igpo_world_corpus"  # a registered corpus (suite/data.py) or a JSONL path
         mirror: str | None = None  # mirror folder for preparing a registered corpus ($RLREPRO_DATA_MIRROR if unset)
+        prompt: str = "search_r1"  # the agent's instructions (suite.envs.search.PROMPTS)
+        prefill: str = ""  # text every turn starts with (the reference: "<think>")
+        first_prefill: str | None = None  # the first turn's opening instead, if set
         top_k: int = 3  # passages per search
         max_turns: int = 4  # model turns per episode (the last one must answer)
         max_words: int = DEFAULT_MAX_WORDS  # words kept per retrieved passage
@@ -267,6 +270,9 @@ class IGPO(Method):
                 ("gamma", 0.0 <= self.gamma <= 1.0, "must be in [0, 1]"),
                 ("ig_type", self.ig_type in ("prob_diff", "log_prob_diff"), "must be prob_diff or log_prob_diff"),
                 ("corpus", isinstance(self.corpus, str) and bool(self.corpus), "must be a corpus name or a file"),
+                ("prompt", self.prompt in PROMPTS, f"must be one of {sorted(PROMPTS)}"),
+                ("prefill", isinstance(self.prefill, str), "must be a string"),
+                ("first_prefill", self.first_prefill is None or isinstance(self.first_prefill, str), "must be a string"),
                 ("top_k", isinstance(self.top_k, int) and self.top_k >= 1, "must be an integer >= 1"),
                 ("max_turns", isinstance(self.max_turns, int) and self.max_turns >= 1, "must be an integer >= 1"),
                 ("max_words", isinstance(self.max_words, int) and self.max_words >= 1, "must be an integer >= 1"),
@@ -288,7 +294,8 @@ class IGPO(Method):
 
     def new_env(self) -> SearchEnv:
         o = self.options
-        return SearchEnv(self.search, max_turns=o.max_turns, top_k=o.top_k, max_words=o.max_words)
+        return SearchEnv(self.search, max_turns=o.max_turns, top_k=o.top_k, max_words=o.max_words,
+                         prompt_template=PROMPTS[o.prompt])
 
     def play(self, records: list[dict], n: int) -> list[Episode]:
         """``n`` episodes per record, every turn of all live episodes generated in one batch."""
@@ -296,7 +303,8 @@ class IGPO(Method):
         episodes = [new_episode(rec["prompt"], self.new_env(), t.chat_ids) for rec in records for _ in range(n)]
         params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                 stop=STOP)
-        return list(run_episodes(episodes, lambda contexts: t.engine.generate(contexts, params), t.tokenizer))
+        return list(run_episodes(episodes, lambda contexts: t.engine.generate(contexts, params), t.tokenizer,
+                                 self.options.prefill, self.options.first_prefill))
 
     def probe(self, episodes: list[Episode], answers: list[str]) -> list[list[float]]:
         """Mean gold log-prob of the probes at turns 0..T-1 of every episode (T = its number of turns)."""

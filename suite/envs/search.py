@@ -402,6 +402,25 @@ SEARCH_R1_PROMPT = (
     "<answer> Beijing </answer>. Question: {question}\n"
 )
 
+# Search-R1's instructions followed by one worked episode, for models too small to follow the
+# instructions alone (the mini profile); the example's facts are common knowledge.
+SEARCH_R1_EXAMPLE_PROMPT = (
+    "Answer the given question. You must conduct reasoning inside <think> and </think> first "
+    "every time you get new information. After reasoning, if you find you lack some knowledge, "
+    "you can call a search engine by <search> query </search> and it will return the top "
+    "searched results between <information> and </information>. You can search as many times "
+    "as you want. If you find no further external knowledge needed, you can directly provide "
+    "the answer inside <answer> and </answer>, without detailed illustrations. Example:\n"
+    "Question: Who directed the film Jaws?\n"
+    "<search> Jaws film </search>\n"
+    "<information>Doc 1 (Title: Jaws (film)) Jaws is a 1975 American thriller film directed by "
+    "Steven Spielberg.</information>\n"
+    "<think> Jaws was directed by Steven Spielberg. </think>\n"
+    "<answer> Steven Spielberg </answer>\n"
+    "Question: {question}\n"
+)
+PROMPTS = {"search_r1": SEARCH_R1_PROMPT, "search_r1_example": SEARCH_R1_EXAMPLE_PROMPT}
+
 
 class SearchEnv:
     """One search-agent episode.

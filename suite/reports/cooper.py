@@ -136,6 +136,9 @@ def plot_hacking(logs: dict, paper: str, out: Path) -> bool:
             ax.plot(series.step, series[col], alpha=0.35)
             ax.plot(series.step, series[col].rolling(WINDOW, min_periods=1).mean(), label=exp.label,
                     color=ax.lines[-1].get_color())
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no data: no run logged this\n(held-out pairs need a verified-correct base sample)",
+                    ha="center", va="center", fontsize=8, transform=ax.transAxes)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylim(-0.02, 1.02)

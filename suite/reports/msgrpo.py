@@ -1,0 +1,188 @@
+"""MS-GRPO + AAW's report hook: the games table in its units, the paper's claims beside ours,
+success-rate curves per step and AAW vs uniform sample efficiency.
+
+Called by :func:`suite.report.build_report` through ``extra_report`` in
+``config/paper_numbers.yaml`` (paper ``msgrpo``). Writes ``success_curves.png``
+(batch success rate per training step of every trained run) and
+``sample_efficiency.png`` (batch success rate against the episodes and the
+environment steps consumed so far, one line per run, runs trained on the same
+game side by side: AAW (softmax / proportional) vs uniform sampling), and
+returns markdown lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..io import atomic_path, read_jsonl  # noqa: E402
+from ..report import paper_numbers  # noqa: E402
+
+GAME_ORDER = ("frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple")
+SMOOTH = 3  # steps in the rolling mean of the curves
+
+
+def _trained_logs(profile, paper: str, runs: Path) -> dict:
+    out = {}
+    for exp in profile.of_paper(paper):
+        path = runs / exp.name / "metrics.jsonl"
+        if exp.train is not None and exp.method == "msgrpo" and path.is_file():
+            out[exp.name] = (exp, pd.DataFrame(read_jsonl(path)))
+    return out
+
+
+def _cell(rows: pd.DataFrame, metric: str, pct: bool) -> str:
+    row = rows[rows.metric == metric]
+    if row.empty:
+        return "—"
+    value, stderr = float(row.value.iloc[0]), row.stderr.iloc[0]
+    scale = 100 if pct else 1
+    text = f"{scale * value:.1f}" if pct else f"{value:.2f}"
+    if pd.notna(stderr):
+        text += f" ± {scale * float(stderr):.1f}" if pct else f" ± {float(stderr):.2f}"
+    return text
+
+
+def games_table(df: pd.DataFrame) -> list[str]:
+    """Success rate (%) and mean return (game units) per game and experiment."""
+    evals = df[df.task.isin(GAME_ORDER)]
+    if evals.empty:
+        return []
+    tasks = [t for t in GAME_ORDER if t in set(evals.task)]
+    header = "| model | " + " | ".join(f"{t} success % | {t} return" for t in tasks) + " |"
+    lines = ["Held-out episodes (success rate in %, mean return in game units, ± one standard error over "
+             "episodes; FrozenLake success = goal reached, Snake success = survived to the turn cap):", "",
+             header, "|---" * (2 * len(tasks) + 1) + "|"]
+    for label in dict.fromkeys(evals.label):
+        rows = evals[evals.label == label]
+        cells = []
+        for task in tasks:
+            sub = rows[rows.task == task]
+            cells += [_cell(sub, "success_rate", True), _cell(sub, "mean_return", False)]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _success(df: pd.DataFrame, experiment: str, task: str) -> float | None:
+    rows = df[(df.experiment == experiment) & (df.task == task) & (df.metric == "success_rate")]
+    return None if rows.empty else float(rows.value.iloc[0])
+
+
+def claims_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    """The paper's claims (text as printed) beside the analogous comparison here."""
+    claims = meta.get("claims") or []
+    if not claims:
+        return []
+    lines = ["The paper's claims beside ours:", "", "| the paper | here |", "|---|---|"]
+    for claim in claims:
+        ours = "—"
+        compare = claim.get("compare")
+        if compare:
+            task, (a, b) = claim["task"], compare
+            sa, sb = _success(df, a, task), _success(df, b, task)
+            if sa is not None and sb is not None:
+                labels = {e: df[df.experiment == e].label.iloc[0] for e in (a, b)}
+                rel = f", {100 * (sa - sb) / sb:+.0f}% relative" if sb > 0 else ""
+                ours = (f"{task} success: {labels[a]} {100 * sa:.1f}% vs {labels[b]} {100 * sb:.1f}% "
+                        f"({100 * (sa - sb):+.1f} points{rel})")
+        lines.append(f"| {claim['text']} ({claim.get('source', 'paper')}) | {ours} |")
+    return lines
+
+
+def plot_success_curves(logs: dict, out: Path) -> bool:
+    if not logs:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, (exp, log) in logs.items():
+        for ax, metric in zip(axes, ("success_rate", "invalid_action_rate")):
+            if metric in log:
+                line, = ax.plot(log.step, 100 * log[metric], alpha=0.3)
+                ax.plot(log.step, 100 * log[metric].rolling(SMOOTH, min_periods=1).mean(), label=exp.label,
+                        color=line.get_color())
+    for ax, title in zip(axes, ("batch success rate (%)", "invalid-action rate (%)")):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(title)
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"MS-GRPO: training episodes per step (faint: per step, solid: {SMOOTH}-step mean)")
+    _save(fig, out)
+    return True
+
+
+def plot_sample_efficiency(logs: dict, out: Path) -> bool:
+    """Success vs episodes / environment steps consumed, runs grouped by training game."""
+    by_game: dict[str, list] = {}
+    for name, (exp, log) in logs.items():
+        if "episodes_consumed" in log:
+            by_game.setdefault(exp.train.train_dataset, []).append((exp, log))
+    by_game = {g: runs for g, runs in by_game.items() if len({_sampling(e) for e, _ in runs}) > 1}
+    if not by_game:
+        return False
+    fig, axes = plt.subplots(len(by_game), 2, figsize=(10, 3.5 * len(by_game)), squeeze=False)
+    for row, (game, runs) in zip(axes, by_game.items()):
+        for exp, log in runs:
+            smooth = 100 * log.success_rate.rolling(SMOOTH, min_periods=1).mean()
+            for ax, x in zip(row, ("episodes_consumed", "env_steps_consumed")):
+                ax.plot(log[x], smooth, marker=".", label=f"{exp.label} [{_sampling(exp)}]")
+        for ax, x in zip(row, ("episodes generated", "environment steps generated")):
+            ax.set_xlabel(x)
+            ax.set_ylabel(f"batch success % ({SMOOTH}-step mean)")
+            ax.set_title(game, fontsize=9)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8)
+    fig.suptitle("AAW vs uniform episode sampling: sample efficiency")
+    _save(fig, out)
+    return True
+
+
+def _sampling(exp) -> str:
+    algo = exp.train.algo
+    if not algo.get("update_samples"):
+        return "all episodes"
+    return f"{algo.get('sampling', 'softmax')}, {algo['update_samples']} {algo.get('sample_unit', 'episode')}s"
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def training_summary(logs: dict) -> list[str]:
+    if not logs:
+        return []
+    lines = ["Training (batch episodes; first and last step, and the totals consumed):", "",
+             "| run | sampling | success first → last | return first → last | invalid first → last | "
+             "episodes | env steps | trained rows |", "|---|---|---|---|---|---|---|---|"]
+    for name, (exp, log) in logs.items():
+        first, last = log.iloc[0], log.iloc[-1]
+        lines.append(
+            f"| {exp.label} | {_sampling(exp)} | {100 * first.success_rate:.0f}% → {100 * last.success_rate:.0f}% "
+            f"| {first.mean_return:.2f} → {last.mean_return:.2f} "
+            f"| {100 * first.invalid_action_rate:.0f}% → {100 * last.invalid_action_rate:.0f}% "
+            f"| {int(last.episodes_consumed)} | {int(last.env_steps_consumed)} | {int(last.trained_rows_consumed)} |")
+    return lines
+
+
+def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out: Path) -> list[str]:
+    meta = paper_numbers(paper)
+    logs = _trained_logs(profile, paper, Path(runs))
+    lines = ["## Games", ""] + games_table(df)
+    claims = claims_table(df, meta)
+    if claims:
+        lines += [""] + claims
+    summary = training_summary(logs)
+    if summary:
+        lines += [""] + summary
+    if plot_success_curves(logs, out / "success_curves.png"):
+        lines += ["", "![success rate per step](success_curves.png)"]
+    if plot_sample_efficiency(logs, out / "sample_efficiency.png"):
+        lines += ["", "![AAW vs uniform sample efficiency](sample_efficiency.png)"]
+    return lines
