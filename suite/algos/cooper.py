@@ -122,6 +122,7 @@ class Cooper(GRPO):
         self.heldout: dict[str, list] | None = None  # {"positives": [...], "negatives": [...], "kinds": [...]}
         self.pretrain_info: dict[str, Any] = {}
         self._maker: NegativeMaker | None = None
+        self._static_heldout: dict[str, float] | None = None
 
     # -- the step ------------------------------------------------------------
     def collect(self, step: int) -> Rollouts:
@@ -175,6 +176,8 @@ class Cooper(GRPO):
         h = self.heldout or {}
         if not h.get("positives"):
             return {}
+        if not self.options.update_rm and self._static_heldout is not None:
+            return dict(self._static_heldout)  # a static RM scores them the same every time
         pos = [tuple(x) for x in h["positives"]]
         neg = [tuple(x) for x in h["negatives"]]
         scores = self.rm.score(pos + neg)
@@ -183,6 +186,8 @@ class Cooper(GRPO):
         for kind in sorted(set(h["kinds"])):
             rows = [i for i, k in enumerate(h["kinds"]) if k == kind]
             out[f"rm_heldout_acc_{kind}"] = float(wins[rows].mean())
+        if not self.options.update_rm:
+            self._static_heldout = dict(out)
         return out
 
     def after_update(self, rollouts: Rollouts, step: int) -> dict[str, float]:
@@ -233,7 +238,8 @@ class Cooper(GRPO):
                                                                     "share_pretrained")}
         return config_hash({
             "version": PRETRAIN_VERSION, "model": cfg.model, "rm": self.rm_source(), "options": settings,
-            "data": [cfg.train_dataset, cfg.train_split, len(t.records), t.records[0]["id"] if t.records else None],
+            "data": [cfg.train_dataset, cfg.train_split,
+                     config_hash([[r["id"], r["prompt"], r["answers"]] for r in t.records])],
             "sampling": [cfg.prompt_template, cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
                          cfg.generation_batch_size, cfg.bf16, cfg.seed],
         })

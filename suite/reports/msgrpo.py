@@ -124,19 +124,24 @@ def plot_sample_efficiency(logs: dict, out: Path) -> bool:
     by_game = {g: runs for g, runs in by_game.items() if len({_sampling(e) for e, _ in runs}) > 1}
     if not by_game:
         return False
-    fig, axes = plt.subplots(len(by_game), 2, figsize=(10, 3.5 * len(by_game)), squeeze=False)
+    panels = (("episodes_consumed", "success_rate", "episodes generated", "batch success %"),
+              ("episodes_consumed", "mean_return", "episodes generated", "batch mean return"),
+              ("env_steps_consumed", "success_rate", "environment steps generated", "batch success %"))
+    fig, axes = plt.subplots(len(by_game), len(panels), figsize=(14, 3.6 * len(by_game)), squeeze=False)
     for row, (game, runs) in zip(axes, by_game.items()):
         for exp, log in runs:
-            smooth = 100 * log.success_rate.rolling(SMOOTH, min_periods=1).mean()
-            for ax, x in zip(row, ("episodes_consumed", "env_steps_consumed")):
-                ax.plot(log[x], smooth, marker=".", label=f"{exp.label} [{_sampling(exp)}]")
-        for ax, x in zip(row, ("episodes generated", "environment steps generated")):
-            ax.set_xlabel(x)
-            ax.set_ylabel(f"batch success % ({SMOOTH}-step mean)")
+            for ax, (x, y, _, _) in zip(row, panels):
+                values = log[y].rolling(SMOOTH, min_periods=1).mean() * (100 if y == "success_rate" else 1)
+                ax.plot(log[x], values, marker=".", label=f"{exp.label} [{_sampling(exp)}]")
+        for ax, (_, y, xlabel, ylabel) in zip(row, panels):
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{ylabel} ({SMOOTH}-step mean)")
             ax.set_title(game, fontsize=9)
             ax.grid(alpha=0.3)
-        row[0].legend(fontsize=8)
-    fig.suptitle("AAW vs uniform episode sampling: sample efficiency")
+            if y == "success_rate":
+                ax.set_ylim(-2, 102)
+        row[0].legend(fontsize=7)
+    fig.suptitle("AAW vs uniform episode sampling: sample efficiency (training episodes)")
     _save(fig, out)
     return True
 
