@@ -353,3 +353,17 @@ def test_gain_and_forgetting_on_a_hand_made_results_table(tmp_path):
     assert any("| countdown | SFT | 10.0 | 50.0 | +40.0 ± 1.4 | +15.0 ± 1.0 | 2 |" in line for line in lines)
     for name in ("retaining.csv", "retaining_scatter.png", "retaining_probes.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_task_yamls_load_and_name_their_data():
+    from suite.evaluate import load_task_config, task_data, task_manager
+
+    expected = {"countdown": ("countdown", "test"), "countdown_easy": ("countdown_easy", "test"),
+                "ifeval_like": ("ifeval_like", "test"), "mmlu_reason": ("mmlu", "test"),
+                "arc_challenge": ("arc_challenge", "test"), "ifeval": ("ifeval", "test"),
+                "math500_greedy": ("math500", "test")}
+    manager = task_manager()
+    for task, data in expected.items():
+        assert task_data(task) == data, task
+        cfg = load_task_config(manager, task)
+        assert cfg["generation_kwargs"]["do_sample"] is False, task  # greedy, as in the paper

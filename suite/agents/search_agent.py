@@ -153,15 +153,24 @@ class SearchAgentLM(LM):
         super().__init__()
         import torch
 
-        from ..models import load_model
-        from ..rollout import make_engine
+        from ..models import load_model, resolve_model
+        from ..rollout import has_vllm, make_engine
 
-        self.model, self.tokenizer = load_model(pretrained)
-        self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval().requires_grad_(False)
+        if engine == "auto":
+            engine = "vllm" if torch.cuda.is_available() and has_vllm() else "hf"
+        if engine == "vllm":  # vLLM loads the weights itself: only the tokenizer is needed here
+            from transformers import AutoTokenizer
+
+            self.model, self.tokenizer = None, AutoTokenizer.from_pretrained(resolve_model(pretrained))
+            if self.tokenizer.pad_token is None:
+                self.tokenizer.pad_token = self.tokenizer.eos_token
+        else:
+            self.model, self.tokenizer = load_model(pretrained)
+            self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval().requires_grad_(False)
         self.tokenizer.padding_side = "left"
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16
-        self.engine = make_engine(engine, self.model, self.tokenizer, pretrained, batch_size=self.batch_size,
-                                  bf16=bf16, seed=seed)
+        self.engine = make_engine(engine, self.model, self.tokenizer, resolve_model(pretrained),
+                                  batch_size=self.batch_size, bf16=bf16, seed=seed)
         self.search = open_engine(corpus, data_dir, mirror, top_k)
         self.top_k, self.max_turns, self.max_words = int(top_k), int(max_turns), int(max_words)
         self.prompt, self.prefill, self.first_prefill = prompt_template(prompt), prefill, first_prefill

@@ -312,7 +312,7 @@ class IGPO(Method):
         cache: dict[str, tuple] = {}
         rows, which = [], []
         for i, (e, answer) in enumerate(zip(episodes, answers)):
-            if len(e.turns) < 2:  # a one-turn episode has no information gain
+            if len(e.turns) < 2 or not answer.strip():  # a one-turn episode has no information gain
                 continue
             if answer not in cache:
                 cache[answer] = probe_tokens(t.tokenizer, answer)
@@ -341,14 +341,15 @@ class IGPO(Method):
         if o.reward_mode == "grpo_f1":
             grouped = torch.tensor(f1, dtype=torch.float).view(len(records), G)
             outcome = group_advantages(grouped, scale_by_std=cfg.scale_rewards).flatten().tolist()
-            advantages = [token_advantages([(0, len(e.ids))], [a], len(e.ids)) for e, a in zip(episodes, outcome)]
+            advantages = [token_advantages(e.turns, [a] * len(e.turns), len(e.ids)) for e, a in zip(episodes, outcome)]
         else:
             for g in range(len(records)):
                 members = range(g * G, (g + 1) * G)
                 turn_rewards = []
                 for i in members:
                     n_turns = len(episodes[i].turns)
-                    ig = information_gains(probes[i], o.ig_type) if probes is not None and n_turns > 1 else [0.0] * (n_turns - 1)
+                    probed = probes is not None and len(probes[i]) == n_turns > 1
+                    ig = information_gains(probes[i], o.ig_type) if probed else [0.0] * (n_turns - 1)
                     igs += ig
                     turn_rewards.append([None if o.reward_mode == "f1_only" else r for r in ig]
                                         + [None if o.reward_mode == "ig_only" else f1[i]])
