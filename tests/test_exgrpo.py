@@ -284,3 +284,31 @@ def test_arithmetic_levels():
     assert generate_levels("train", 40) == train  # deterministic
     with pytest.raises(ValueError, match="unknown arithmetic level"):
         generate_levels("train", 5, levels=[99])
+
+
+# -- the report hook ----------------------------------------------------------
+def test_report_hook_summarises_replay_and_levels(tmp_path):
+    from suite.io import write_jsonl
+    from suite.reports.exgrpo import report
+
+    runs, results, out = tmp_path / "runs", tmp_path / "results", tmp_path / "out"
+    exps = [SimpleNamespace(name=n, label=n.upper(), train=object(), eval_tasks=["arithmetic_levels"])
+            for n in ("onpolicy", "exg")]
+    write_jsonl(runs / "onpolicy" / "metrics.jsonl",
+                [{"step": s, "accuracy": 0.1 * s, "entropy": 1.0} for s in range(1, 7)])
+    write_jsonl(runs / "exg" / "metrics.jsonl", [
+        {"step": s, "accuracy": 0.5, "accuracy_fresh": 0.1 * s, "replay_active": float(s > 2),
+         "replayed_groups": 2.0 if s > 3 else 0.0, "buffer_questions": float(s), "buffer_trajectories": 2.0 * s,
+         "retired_questions": float(s // 2), "bucket_1": 1.0, "bucket_2": float(s - 1), "bucket_3": 0.0,
+         "entropy_fresh": 0.8, "entropy_replayed": 0.4 if s > 3 else None} for s in range(1, 7)])
+    for name, accs in (("onpolicy", [1.0, 0.0]), ("exg", [1.0, 1.0])):
+        write_jsonl(results / "evals" / name / "arithmetic_levels.json.samples.jsonl",
+                    [{"id": f"arithlv{lv}-test-{i}", "metrics": {"acc": a}}
+                     for i in range(2) for lv, a in zip((1, 7), accs)])
+    profile = SimpleNamespace(of_paper=lambda paper: exps)
+    text = "\n".join(report(profile, "exgrpo", None, results, runs, out))
+    # fresh accuracy: first 5 steps mean 0.3, last 5 steps mean 0.4; replay from step 3; 6 questions / 12 trajectories
+    assert "| EXG | 6 | 30.0 → 40.0 | 3 | 6 / 12 | 3 | 1.5 | 0.4 | 0.8 |" in text
+    assert "| ONPOLICY | 6 | 30.0 → 40.0 | — | — | — | — | — | 1 |" in text  # GRPO: all fresh, entropy 1
+    assert "| EXG | 100.0 | 100.0 |" in text and "| ONPOLICY | 100.0 | 0.0 |" in text
+    assert (out / "replay.png").is_file() and (out / "buckets.png").is_file()

@@ -226,7 +226,8 @@ class MSGRPO(Method):
         success = float(np.mean([ep.success for ep in episodes]))
         mean_return = float(returns.mean())
         metrics = {
-            "reward": mean_return, "accuracy": success,  # episode-level, not per row
+            # the trainer's reward / accuracy / reward_std, per episode rather than per trained row
+            "reward": mean_return, "accuracy": success, "reward_std": float(returns.std(unbiased=False)),
             "success_rate": success, "mean_return": mean_return, "return_std": float(returns.std(unbiased=False)),
             "episode_length": turns / len(episodes), "invalid_action_rate": invalid / turns, "fallback_count": invalid,
             "adv_abs_mean": float(adv.abs().mean()),

@@ -53,7 +53,7 @@ def summary_table(logs: dict) -> list[str]:
     lines = [f"Training, per run: accuracy of the fresh rollouts (mean of the first and of the last {WINDOW} steps), "
              "the step replay started, the buffer at the end (questions / stored trajectories), retired questions "
              "(solved K/K), replayed groups per step after the start, and the mean token entropy under the policy "
-             "being updated of replayed and of fresh trajectories (steps with replay).", "",
+             "being updated of replayed trajectories (steps with replay) and of fresh ones (all steps).", "",
              "| run | steps | fresh accuracy first → last | replay from step | buffer (questions / trajectories) "
              "| retired | replayed groups / step | entropy replayed | entropy fresh |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -67,7 +67,7 @@ def summary_table(logs: dict) -> list[str]:
             last = log.iloc[-1]
             row += [start, f"{int(last.buffer_questions)} / {int(last.buffer_trajectories)}", str(int(last.retired_questions)),
                     _fmt(active.replayed_groups.mean() if len(active) else None),
-                    _fmt(_col(active, "entropy_replayed").mean()), _fmt(_col(active, "entropy_fresh").mean())]
+                    _fmt(_col(active, "entropy_replayed").mean()), _fmt(_col(log, "entropy_fresh").mean())]
         else:  # on-policy GRPO: every trajectory is fresh
             row += ["—", "—", "—", "—", "—", _fmt(_col(log, "entropy").mean())]
         lines.append("| " + " | ".join(row) + " |")
@@ -82,18 +82,19 @@ def plot_replay(logs: dict, out: Path) -> bool:
               ("retired questions (K/K)", lambda log: _col(log, "retired_questions")),
               ("mean token entropy", None)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    colors = {name: f"C{i}" for i, name in enumerate(logs)}  # one colour per run in every panel
     for ax, (title, get) in zip(axes, panels):
-        for exp, log in logs.values():
+        for name, (exp, log) in logs.items():
             if get is None:  # entropy: replayed (dashed) vs fresh (solid); GRPO's is all fresh
                 fresh = _col(log, "entropy_fresh") if "entropy_fresh" in log else _col(log, "entropy")
-                line = ax.plot(log.step, fresh, label=f"{exp.label}, fresh")[0]
-                if "entropy_replayed" in log:
-                    ax.plot(log.step, _col(log, "entropy_replayed"), "--", color=line.get_color(),
+                ax.plot(log.step, fresh, color=colors[name], label=f"{exp.label}, fresh")
+                if _col(log, "entropy_replayed").notna().any():
+                    ax.plot(log.step, _col(log, "entropy_replayed"), "--", color=colors[name],
                             label=f"{exp.label}, replayed")
             else:
                 values = get(log)
                 if values.notna().any():
-                    ax.plot(log.step, values, label=exp.label)
+                    ax.plot(log.step, values, color=colors[name], label=exp.label)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
