@@ -16,7 +16,10 @@ from snakemake.utils import validate
 from suite.config import config_hash, parse_profile
 from suite.evaluate import task_data
 
-configfile: "config/mini.yaml"
+# The default profile is used only when no --configfile is given: Snakemake would otherwise
+# deep-merge the named profile over it, and a profile would inherit keys it does not set.
+if not workflow.overwrite_configfiles:
+    workflow.configfile("config/mini.yaml")
 
 validate(config, "config/schema.yaml")
 PROFILE = parse_profile(config, source=f"profile {config['profile']!r}")

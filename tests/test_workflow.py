@@ -63,7 +63,7 @@ def test_invalid_profile_fails_before_any_work(workspace):
 @pytest.mark.slow
 def test_smoke_dag_end_to_end(workspace):
     """The foundation's branch of the smoke DAG (each paper's smoke run is checked by .ci/run)."""
-    result = snakemake(workspace, "--configfile", "config/smoke.yaml", "results/smoke/foundation/table.md")
+    result = snakemake(workspace, "results/smoke/foundation/table.md", "--configfile", "config/smoke.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     out = workspace / "results" / "smoke"
     for name in ("table.md", "table.csv", "curves.png", "evals.png"):
@@ -78,14 +78,14 @@ def test_smoke_dag_end_to_end(workspace):
     assert "final_entropy" in set(table.metric)
 
     # nothing changed: nothing to do
-    again = snakemake(workspace, "--configfile", "config/smoke.yaml", "-n", "results/smoke/foundation/table.md")
+    again = snakemake(workspace, "results/smoke/foundation/table.md", "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # one experiment changed: only its branch (train, its evals, the report) reruns
     cfg = yaml.safe_load((workspace / "config" / "smoke.yaml").read_text())
     cfg["experiments"]["grpo_arith"]["train"]["lr"] = 2.0e-3
     (workspace / "config" / "smoke2.yaml").write_text(yaml.safe_dump(cfg))
-    branch = snakemake(workspace, "--configfile", "config/smoke2.yaml", "-n", "results/smoke/foundation/table.md")
+    branch = snakemake(workspace, "results/smoke/foundation/table.md", "-n", "--configfile", "config/smoke2.yaml")
     counts = job_counts(branch.stdout + branch.stderr)
     assert counts["train"] == 1 and counts["evaluate"] == 2 and counts["report"] == 1, counts
 
