@@ -367,3 +367,12 @@ def test_task_yamls_load_and_name_their_data():
         assert task_data(task) == data, task
         cfg = load_task_config(manager, task)
         assert cfg["generation_kwargs"]["do_sample"] is False, task  # greedy, as in the paper
+
+
+def test_an_rl_run_without_correct_samples_still_writes_the_traces_file(rbd_data, tmp_path):
+    cfg = config(rbd_data, method="rbd_grpo", prompts_per_step=1, group_size=2, max_new_tokens=4, kl_coef=0.0,
+                 algo={"log_correct": True})
+    trainer = Trainer(cfg, tmp_path / "rl")
+    trainer.verifier = lambda text, answers: False
+    trainer.method.collect(0)
+    assert (tmp_path / "rl" / "correct_samples.jsonl").read_text() == ""

@@ -56,9 +56,8 @@ class RBDGRPO(GRPO):
 
     def _log(self, step: int, r: Rollouts, done: list[bool]) -> None:
         path = self.trainer.out / TRACES_FILE
-        if not self._log_checked:  # a resumed run drops what it logged past its checkpoint
-            if path.is_file():
-                write_jsonl(path, [row for row in read_jsonl(path) if row["step"] <= step])
+        if not self._log_checked:  # a resumed run drops what it logged past its checkpoint; the file always exists
+            write_jsonl(path, [row for row in read_jsonl(path) if row["step"] <= step] if path.is_file() else [])
             self._log_checked = True
         records = self.trainer.records_for_step(step, self.cfg.prompts_per_step)
         for i, (ok, correct) in enumerate(zip(done, r.correct)):
