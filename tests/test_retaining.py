@@ -358,8 +358,7 @@ def test_gain_and_forgetting_on_a_hand_made_results_table(tmp_path):
 def test_task_yamls_load_and_name_their_data():
     from suite.evaluate import load_task_config, task_data, task_manager
 
-    expected = {"countdown": ("countdown", "test"), "countdown_easy": ("countdown_easy", "test"),
-                "ifeval_like": ("ifeval_like", "test"), "mmlu_reason": ("mmlu", "test"),
+    expected = {"countdown": ("countdown", "test"), "ifeval_like": ("ifeval_like", "test"), "mmlu_reason": ("mmlu", "test"),
                 "arc_challenge": ("arc_challenge", "test"), "ifeval": ("ifeval", "test"),
                 "math500_greedy": ("math500", "test")}
     manager = task_manager()

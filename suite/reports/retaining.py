@@ -25,8 +25,7 @@ import pandas as pd  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 
 METRIC = "acc"
-TARGET_TASKS = {"countdown": "countdown", "countdown_easy": "countdown_easy", "ifeval_like": "ifeval_like",
-                "mmlu": "mmlu_reason"}  # training set -> its eval task
+TARGET_TASKS = {"countdown": "countdown", "ifeval_like": "ifeval_like", "mmlu": "mmlu_reason"}  # train set -> task
 SFT_VARIANTS = {"expert": "SFT", "self": "Self-SFT", "iterative": "Iterative-SFT", "rl_traces": "SFT on RL traces"}
 ORDER = ["SFT", "Self-SFT", "Iterative-SFT", "SFT on RL traces", "RL (β=0.05)", "RL (β=0)"]
 
