@@ -235,6 +235,7 @@ class Batch:
     old_logp: torch.Tensor  # [B, C] recorded behaviour log-probs (0 where none)
     has_old_logp: torch.Tensor  # [B] bool: row carries recorded log-probs
     off_policy: torch.Tensor | None = None  # [B] bool: row replayed from a buffer (Rollouts.off_policy)
+    entropy: torch.Tensor | None = None  # [B, C] token entropy of the update's forward pass (set by the trainer)
 
     def to(self, device) -> "Batch":
         for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "loss_mask",

@@ -198,6 +198,7 @@ class Trainer:
             for rows in self.micro_batches(r):
                 batch = collate(r, rows, self.tokenizer.pad_token_id).to(self.device)
                 logp, entropy = self.completion_logprobs(self.policy, batch)
+                batch.entropy = entropy.detach()  # for methods that log entropy by row kind
                 old = torch.where(batch.has_old_logp[:, None], batch.old_logp, logp.detach())
                 ref_logp = None
                 if self.ref is not None:

@@ -87,7 +87,7 @@ def test_shaped_loss_and_gradient_against_hand_computed_numbers():
 def loss_only_method(mixed, **options):
     m = ExGRPO.__new__(ExGRPO)
     m.cfg = SimpleNamespace(clip_eps_low=0.2, clip_eps_high=0.2, kl_coef=0.0, kl_estimator="k3")
-    m.options, m.mixed, m._sums, m._entropy_of = ExGRPOOptions(**options), mixed, {}, None
+    m.options, m.mixed, m._sums = ExGRPOOptions(**options), mixed, {}
     return m
 
 

@@ -95,9 +95,7 @@ class ExGRPO(Method):
         self.cursor = 0  # position in the trainer's stream of records (fresh questions)
         self.mixed = self.started  # this step's loss: mixed-policy (unclipped) or not
         self._by_id = {rec["id"]: rec for rec in trainer.records}
-        self._entropy_of: tuple[Any, torch.Tensor] | None = None
         self._sums: dict[str, float] = {}
-        self._wrap_logprobs()
 
     # -- the rollouts of one step --------------------------------------------
     def collect(self, step: int) -> Rollouts:
@@ -242,10 +240,9 @@ class ExGRPO(Method):
             loss = loss + cfg.kl_coef * kl
             stats["kl"] = masked_mean(kl, mask)
         self._accumulate("replay_weight", weight.detach(), replay_mask)
-        if self._entropy_of is not None and self._entropy_of[0] is batch:
-            entropy = self._entropy_of[1]
-            self._accumulate("entropy_replayed", entropy, replay_mask)
-            self._accumulate("entropy_fresh", entropy, fresh_mask)
+        if batch.entropy is not None:
+            self._accumulate("entropy_replayed", batch.entropy, replay_mask)
+            self._accumulate("entropy_fresh", batch.entropy, fresh_mask)
         return loss, stats
 
     def _accumulate(self, name: str, values: torch.Tensor, mask: torch.Tensor) -> None:
@@ -260,20 +257,6 @@ class ExGRPO(Method):
             out[name] = self._sums.get(name, 0.0) / n if n else None  # None: no such token this step
         self._sums = {}
         return out
-
-    def _wrap_logprobs(self) -> None:
-        """Keep the entropies of the policy's last differentiable forward pass (the update's), so
-        ``token_loss`` can log the entropy of replayed and fresh tokens without another pass."""
-        t = self.trainer
-        inner = t.completion_logprobs
-
-        def completion_logprobs(model, batch):
-            logp, entropy = inner(model, batch)
-            if model is t.policy and torch.is_grad_enabled():
-                self._entropy_of = (batch, entropy.detach())
-            return logp, entropy
-
-        t.completion_logprobs = completion_logprobs
 
     # -- checkpoints ----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

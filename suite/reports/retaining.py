@@ -104,10 +104,15 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _colors(methods) -> dict[str, str]:
+    """One colour per method, the same in every plot."""
+    return {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys([*ORDER, *methods]))}
+
+
 def plot_scatter(table: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     markers = dict(zip(sorted(table.target.unique()), "os^Dv"))
-    colors = {m: f"C{i}" for i, m in enumerate(dict.fromkeys([*ORDER, *table.method]))}
+    colors = _colors(table.method)
     for r in table.itertuples():
         ax.scatter(100 * r.forgetting, 100 * r.gain, color=colors[r.method], marker=markers[r.target], s=60,
                    label=f"{r.method} ({r.target})")
@@ -128,7 +133,7 @@ def plot_probes(table: pd.DataFrame, path: Path) -> None:
         part = table[table.target == target].set_index("method")
         drops = part[[c for c in part.columns if c.startswith("drop:")]].dropna(axis=1, how="all")
         change = -100 * drops.rename(columns=lambda c: c.removeprefix("drop:")).T  # A(pi_T) - A(pi_0)
-        change.plot.bar(ax=ax, rot=0)
+        change.plot.bar(ax=ax, rot=0, color=[_colors(table.method)[m] for m in change.columns])
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_ylabel("A(π_T) − A(π_0) (pp)")
         ax.set_title(f"target {target}: change on each probe (below 0 = forgetting)")
