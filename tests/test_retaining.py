@@ -174,7 +174,7 @@ def test_sft_loss_is_cross_entropy_on_assistant_tokens_only(rbd_data, tmp_path):
     logp, _ = trainer.completion_logprobs(trainer.policy, batch)
     per_token, stats = trainer.method.token_loss(batch, logp, logp.detach(), None)
     ours = aggregate(per_token, batch.loss_mask, "token-mean", total_tokens=float(batch.loss_mask.sum()),
-                     total_seqs=1, max_len=cfg_len(trainer))
+                     total_seqs=1, max_len=trainer.cfg.max_new_tokens)
     # the same number the reference's way: labels = -100 on the prompt, cross-entropy of shifted logits
     prompt, completion = r.prompt_ids[0], r.completion_ids[0]
     ids = torch.tensor([prompt + completion])
@@ -184,10 +184,6 @@ def test_sft_loss_is_cross_entropy_on_assistant_tokens_only(rbd_data, tmp_path):
     reference = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100)
     assert ours.item() == pytest.approx(reference.item(), abs=1e-4)
     assert stats["nll"] == pytest.approx(reference.item(), abs=1e-4)
-
-
-def cfg_len(trainer):
-    return trainer.cfg.max_new_tokens
 
 
 def _always_correct(trainer, monkeypatch):

@@ -48,7 +48,6 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -256,7 +255,3 @@ class SFT(Method):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.pool = [(rid, list(ids)) for rid, ids in state["pool"]]
         self.pool_epoch, self.pool_stats, self._perms = state["pool_epoch"], dict(state["pool_stats"]), {}
-
-
-def traces_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / TRACES_FILE
