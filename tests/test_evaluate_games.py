@@ -58,6 +58,7 @@ def test_model_agent_greedy(tmp_path):
     rows = read_jsonl(str(tmp_path / "m.json") + ".samples.jsonl")
     assert all(isinstance(r, str) for row in rows for r in row["responses"])
     again = evaluate_game("tiny-llama", "snake", tmp_path / "m2.json", limit=2, overrides=overrides, batch_size=1)
+    assert again["metrics"] == result["metrics"]
     assert read_jsonl(str(tmp_path / "m2.json") + ".samples.jsonl") == rows  # greedy: batch size does not matter
 
 
