@@ -90,14 +90,23 @@ def training_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def training_logs(profile: Profile, paper: str, runs: str | Path) -> dict[str, tuple]:
+    """Every trained experiment of ``paper`` that has a training log: name -> (experiment, log frame)."""
+    logs = {}
+    for exp in profile.of_paper(paper):
+        path = Path(runs) / exp.name / "metrics.jsonl"
+        if exp.train is not None and path.is_file():
+            logs[exp.name] = (exp, pd.DataFrame(read_jsonl(path)))
+    return logs
+
+
 def plot_curves(profile: Profile, paper: str, runs: Path, out: Path) -> bool:
-    trained = [e for e in profile.of_paper(paper) if e.train is not None and (runs / e.name / "metrics.jsonl").is_file()]
-    if not trained:
+    logs = training_logs(profile, paper, runs)
+    if not logs:
         return False
     fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.5))
     for ax, metric in zip(axes, CURVES):
-        for exp in trained:
-            log = pd.DataFrame(read_jsonl(runs / exp.name / "metrics.jsonl"))
+        for exp, log in logs.values():
             ax.plot(log.step, log[metric], alpha=0.35)
             smooth = log[metric].rolling(5, min_periods=1).mean()
             ax.plot(log.step, smooth, label=exp.label, color=ax.lines[-1].get_color())
@@ -106,7 +115,7 @@ def plot_curves(profile: Profile, paper: str, runs: Path, out: Path) -> bool:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{paper}: training curves (faint: per step, solid: 5-step mean)")
-    _save(fig, out)
+    save_figure(fig, out)
     return True
 
 
@@ -125,13 +134,15 @@ def plot_evals(df: pd.DataFrame, paper: str, out: Path) -> None:
     ax.set_title(f"{paper}: benchmark scores")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
+def save_figure(fig, path: Path, dpi: int = 120, tight: bool = True) -> None:
+    """Lay out (unless the caller already did), write the PNG atomically, close the figure."""
+    if tight:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
 
 

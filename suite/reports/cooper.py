@@ -16,8 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path, read_jsonl  # noqa: E402
-from ..report import paper_numbers  # noqa: E402
+from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
 
 PANELS = (("reward", "training reward (mean)"), ("accuracy", "accuracy of the same rollouts (math-verify)"),
           ("rm_heldout_acc", "RM accuracy, held-out pairs"))
@@ -28,15 +27,6 @@ def _fmt(x, pct: bool = True) -> str:
     if x is None or pd.isna(x):
         return "—"
     return f"{100 * x:.1f}" if pct else f"{x:g}"
-
-
-def _logs(profile, paper: str, runs: Path) -> dict:
-    out = {}
-    for exp in profile.of_paper(paper):
-        path = runs / exp.name / "metrics.jsonl"
-        if exp.train is not None and path.is_file():
-            out[exp.name] = (exp, pd.DataFrame(read_jsonl(path)))
-    return out
 
 
 def paper_table(meta: dict) -> list[str]:
@@ -145,17 +135,14 @@ def plot_hacking(logs: dict, paper: str, out: Path) -> bool:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{paper}: reward hacking (faint: per step, solid: {WINDOW}-step mean)")
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out)
     return True
 
 
 def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out: Path) -> list[str]:
     """The ``extra_report`` hook of the ``cooper`` paper."""
     runs, out = Path(runs), Path(out)
-    logs, meta = _logs(profile, paper, runs), paper_numbers(paper)
+    logs, meta = training_logs(profile, paper, runs), paper_numbers(paper)
     parts: list[list[str]] = [paper_table(meta), our_average(df, meta), hacking_table(logs),
                               negatives_table(logs, runs)]
     lines: list[str] = []

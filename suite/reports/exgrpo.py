@@ -19,19 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path, read_jsonl  # noqa: E402
+from ..io import read_jsonl  # noqa: E402
+from ..report import save_figure, training_logs  # noqa: E402
 
 WINDOW = 5  # steps averaged at the start and at the end of a run
 LEVEL_TASK = "arithmetic_levels"
-
-
-def _logs(profile, paper: str, runs: Path) -> dict:
-    out = {}
-    for exp in profile.of_paper(paper):
-        path = runs / exp.name / "metrics.jsonl"
-        if exp.train is not None and path.is_file():
-            out[exp.name] = (exp, pd.DataFrame(read_jsonl(path)))
-    return out
 
 
 def _fresh_accuracy(log: pd.DataFrame) -> pd.Series:
@@ -100,7 +92,7 @@ def plot_replay(logs: dict, out: Path) -> bool:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     axes[-1].legend(fontsize=6)
-    _save(fig, out)
+    save_figure(fig, out, dpi=110)
     return True
 
 
@@ -119,7 +111,7 @@ def plot_buckets(logs: dict, out: Path) -> bool:
         ax.set_ylabel("bucket k (correct of K)")
         ax.set_title(f"{exp.label}: questions per bucket", fontsize=10)
         fig.colorbar(image, ax=ax)
-    _save(fig, out)
+    save_figure(fig, out, dpi=110)
     return True
 
 
@@ -144,15 +136,8 @@ def level_table(profile, paper: str, results: Path) -> list[str]:
     return lines
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
 def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out: Path) -> list[str]:
-    logs = _logs(profile, paper, Path(runs))
+    logs = training_logs(profile, paper, runs)
     lines: list[str] = []
     for part in (summary_table(logs), level_table(profile, paper, Path(results))):
         if part:

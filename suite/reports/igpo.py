@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path, read_jsonl  # noqa: E402
+from ..io import read_jsonl  # noqa: E402
+from ..report import save_figure, training_logs  # noqa: E402
 
 CLOSED_BOOK = {"nq_open": "NQ", "hotpotqa": "HotpotQA"}
 SEARCH = {"nq_open_search": "NQ", "hotpotqa_search": "HotpotQA", "igpo_world_search": "synthetic world"}
@@ -70,11 +71,7 @@ def search_behaviour(profile, paper: str, results: Path) -> list[str]:
 
 
 def plot_curves(profile, paper: str, runs: Path, out: Path) -> bool:
-    logs = {}
-    for exp in profile.of_paper(paper):
-        path = runs / exp.name / "metrics.jsonl"
-        if exp.train is not None and path.is_file():
-            logs[exp.label] = pd.DataFrame(read_jsonl(path))
+    logs = {exp.label: log for exp, log in training_logs(profile, paper, runs).values()}
     if not logs:
         return False
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4.5 * len(CURVES), 3.5))
@@ -93,9 +90,7 @@ def plot_curves(profile, paper: str, runs: Path, out: Path) -> bool:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
     fig.suptitle(f"{paper}: training rollouts (faint: per step, solid: {WINDOW}-step mean)")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, tight=False)
     return True
 
 
@@ -103,11 +98,7 @@ def training_summary(profile, paper: str, runs: Path) -> list[str]:
     """First and last WINDOW steps of each run: F1, malformed share, IG, turns, searches."""
     keys = ("f1", "malformed_frac", "ig", "turns", "search_calls")
     rows = []
-    for exp in profile.of_paper(paper):
-        path = runs / exp.name / "metrics.jsonl"
-        if exp.train is None or not path.is_file():
-            continue
-        log = pd.DataFrame(read_jsonl(path))
+    for exp, log in training_logs(profile, paper, runs).values():
         first, last = log.head(WINDOW), log.tail(WINDOW)
 
         def pair(key):

@@ -20,20 +20,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path, read_jsonl  # noqa: E402
-from ..report import paper_numbers  # noqa: E402
+from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
 
 GAME_ORDER = ("frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple")
 SMOOTH = 3  # steps in the rolling mean of the curves
 
 
 def _trained_logs(profile, paper: str, runs: Path) -> dict:
-    out = {}
-    for exp in profile.of_paper(paper):
-        path = runs / exp.name / "metrics.jsonl"
-        if exp.train is not None and exp.method == "msgrpo" and path.is_file():
-            out[exp.name] = (exp, pd.DataFrame(read_jsonl(path)))
-    return out
+    return {name: (exp, log) for name, (exp, log) in training_logs(profile, paper, runs).items()
+            if exp.method == "msgrpo"}
 
 
 def _cell(rows: pd.DataFrame, metric: str, pct: bool) -> str:
@@ -111,7 +106,7 @@ def plot_success_curves(logs: dict, out: Path) -> bool:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"MS-GRPO: training episodes per step (faint: per step, solid: {SMOOTH}-step mean)")
-    _save(fig, out)
+    save_figure(fig, out)
     return True
 
 
@@ -142,7 +137,7 @@ def plot_sample_efficiency(logs: dict, out: Path) -> bool:
                 ax.set_ylim(-2, 102)
         row[0].legend(fontsize=7)
     fig.suptitle("AAW vs uniform episode sampling: sample efficiency (training episodes)")
-    _save(fig, out)
+    save_figure(fig, out)
     return True
 
 
@@ -151,13 +146,6 @@ def _sampling(exp) -> str:
     if not algo.get("update_samples"):
         return "all episodes"
     return f"{algo.get('sampling', 'softmax')}, {algo['update_samples']} {algo.get('sample_unit', 'episode')}s"
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
 
 
 def training_summary(logs: dict) -> list[str]:

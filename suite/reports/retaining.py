@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+from ..report import save_figure  # noqa: E402
 
 METRIC = "acc"
 TARGET_TASKS = {"countdown": "countdown", "ifeval_like": "ifeval_like", "mmlu": "mmlu_reason"}  # train set -> task
@@ -97,13 +98,6 @@ def _pp(x, se=None) -> str:
     return f"{100 * x:+.1f}" + (f" ± {100 * se:.1f}" if se is not None and pd.notna(se) else "")
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-
-
 def _colors(methods) -> dict[str, str]:
     """One colour per method, the same in every plot."""
     return {m: f"C{i % 10}" for i, m in enumerate(dict.fromkeys([*ORDER, *methods]))}
@@ -123,7 +117,7 @@ def plot_scatter(table: pd.DataFrame, path: Path) -> None:
     ax.set_title("Retaining by Doing: gain vs forgetting")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_probes(table: pd.DataFrame, path: Path) -> None:
@@ -139,7 +133,7 @@ def plot_probes(table: pd.DataFrame, path: Path) -> None:
         ax.set_title(f"target {target}: change on each probe (below 0 = forgetting)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out: Path) -> list[str]:

@@ -48,35 +48,46 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
+def _hash_split(split: str, n: int, seed: int, draw, key, to_record) -> list[dict]:
+    """The first ``n`` distinct items of ``split`` from chunks ``draw(chunk_seed)`` of generated items;
+    an item's split is a hash of ``key(item)`` (one in TEST_SHARE goes to test), so train and test
+    never share an item."""
+    _check_split(split)
+    records: list[dict] = []
+    seen: set[str] = set()
+    chunk = 0
+    while len(records) < n:
+        for rec in draw(seed * 100_003 + chunk):
+            k = key(rec)
+            if k in seen or (_bucket(k) == 0) != (split == "test"):
+                continue
+            seen.add(k)
+            records.append(to_record(rec, len(records)))
+            if len(records) == n:
+                break
+        chunk += 1
+    return records
+
+
 # --- Countdown --------------------------------------------------------------------------------
 
 
 def countdown_split(split: str, n: int, n_numbers: int | tuple[int, int] = (3, 4), max_number: int = 99,
                     max_target: int = 99, seed: int = 0) -> list[dict]:
     """``n`` solvable Countdown puzzles of one split (a puzzle's split is a hash of its numbers and target)."""
-    _check_split(split)
-    records: list[dict] = []
-    seen: set[str] = set()
-    chunk = 0
-    while len(records) < n:
-        for rec in countdown.generate(256, seed=seed * 100_003 + chunk, n_numbers=n_numbers,
-                                      max_number=max_number, max_target=max_target):
-            meta = rec["metadata"]
-            key = f"{sorted(meta['numbers'])}->{meta['target']}"
-            in_test = _bucket(key) == 0
-            if key in seen or in_test != (split == "test"):
-                continue
-            seen.add(key)
-            records.append({
-                "id": f"countdown-{split}-{len(records)}",
-                "prompt": rec["prompt"],
+
+    def to_record(rec: dict, i: int) -> dict:
+        meta = rec["metadata"]
+        return {"id": f"countdown-{split}-{i}", "prompt": rec["prompt"],
                 "answers": [json.dumps({"numbers": meta["numbers"], "target": meta["target"]})],
-                "metadata": {**meta, "task": "countdown"},
-            })
-            if len(records) == n:
-                break
-        chunk += 1
-    return records
+                "metadata": {**meta, "task": "countdown"}}
+
+    return _hash_split(
+        split, n, seed,
+        draw=lambda s: countdown.generate(256, seed=s, n_numbers=n_numbers, max_number=max_number,
+                                          max_target=max_target),
+        key=lambda rec: f"{sorted(rec['metadata']['numbers'])}->{rec['metadata']['target']}",
+        to_record=to_record)
 
 
 # --- IFEval-style instruction following ---------------------------------------------------------
@@ -84,27 +95,15 @@ def countdown_split(split: str, n: int, n_numbers: int | tuple[int, int] = (3, 4
 
 def ifeval_like_split(split: str, n: int, seed: int = 0) -> list[dict]:
     """``n`` prompts with one or two verifiable constraints (split by a hash of the prompt text)."""
-    _check_split(split)
-    records: list[dict] = []
-    seen: set[str] = set()
-    chunk = 0
-    while len(records) < n:
-        for rec in ifeval_like.generate_training_prompts(256, seed=seed * 100_003 + chunk):
-            text = rec["prompt"]
-            if text in seen or (_bucket(text) == 0) != (split == "test"):
-                continue
-            seen.add(text)
-            meta = rec["metadata"]
-            records.append({
-                "id": f"ifeval_like-{split}-{len(records)}",
-                "prompt": text,
+
+    def to_record(rec: dict, i: int) -> dict:
+        meta = rec["metadata"]
+        return {"id": f"ifeval_like-{split}-{i}", "prompt": rec["prompt"],
                 "answers": [json.dumps({"instruction_id_list": meta["instruction_id_list"], "kwargs": meta["kwargs"]})],
-                "metadata": {**meta, "task": "ifeval_like"},
-            })
-            if len(records) == n:
-                break
-        chunk += 1
-    return records
+                "metadata": {**meta, "task": "ifeval_like"}}
+
+    return _hash_split(split, n, seed, draw=lambda s: ifeval_like.generate_training_prompts(256, seed=s),
+                       key=lambda rec: rec["prompt"], to_record=to_record)
 
 
 # --- MMLU -------------------------------------------------------------------------------------
