@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import importlib
 import inspect
 import json
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import import_object
 from .io import read_jsonl, write_jsonl
 
 MIRROR_ENV = "RLREPRO_DATA_MIRROR"
@@ -194,10 +194,7 @@ def prepare(spec: DatasetSpec | str, split: str, data_dir: str | os.PathLike = "
         raise DatasetNotFoundError(f"dataset {spec.name!r} has no split {split!r}; it has {spec.splits}")
     mirror = mirror or os.environ.get(MIRROR_ENV) or None
     if spec.generator is not None:
-        generator = spec.generator
-        if isinstance(generator, str):
-            module, fn = generator.split(":")
-            generator = getattr(importlib.import_module(module), fn)
+        generator = import_object(spec.generator, f"dataset {spec.name!r} generator")
         kwargs = dict(spec.generator_kwargs[split])
         if "mirror" in inspect.signature(generator).parameters:  # a generator that reads a source itself
             kwargs["mirror"] = mirror

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import yaml
 
+from . import import_object
 from .io import write_json, write_jsonl
 from .models import resolve_model
 from .rollout import has_vllm
@@ -119,8 +120,7 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
 
     backend = backend or default_backend()
     if task in CUSTOM_TASKS:
-        module, fn = CUSTOM_TASKS[task].split(":")
-        custom = getattr(importlib.import_module(module), fn)
+        custom = import_object(CUSTOM_TASKS[task], f"custom task {task!r}")
         return custom(model, task, out, data_dir=data_dir, limit=limit, overrides=overrides, seed=seed,
                       batch_size=batch_size, backend=backend, config_hash=config_hash)
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
@@ -131,6 +131,9 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
     # metadata: {lm: <registered name>, lm_module: <module that registers it>, lm_args: {...}}
     meta = task_cfg.get("metadata") or {}
     if meta.get("lm"):
+        if not meta.get("lm_module"):
+            raise TaskConfigError(f"task {task!r}: metadata.lm = {meta['lm']!r} needs metadata.lm_module, "
+                                  "the module that registers that model with lm-eval")
         importlib.import_module(meta["lm_module"])
         model_args = {"pretrained": location, "batch_size": batch_size, "seed": seed,
                       "data_dir": str(Path(data_dir).resolve()), **(meta.get("lm_args") or {})}

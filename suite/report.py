@@ -14,7 +14,6 @@ Writes, under ``results/<profile>/<paper>/``:
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from . import import_object  # noqa: E402
 from .config import REPO, Profile  # noqa: E402
 from .io import atomic_path, read_jsonl, write_text  # noqa: E402
 
@@ -170,8 +170,8 @@ def build_report(profile: Profile, paper: str, results: str | Path, runs: str | 
         parts += ["", meta["note"].strip()]
     extra = meta.get("extra_report")  # "module:function" adding this paper's own tables and plots
     if extra:
-        module, fn = extra.split(":")
-        parts += ["", *getattr(importlib.import_module(module), fn)(profile, paper, df, results, runs, out)]
+        hook = import_object(extra, f"config/paper_numbers.yaml: {paper}.extra_report")
+        parts += ["", *hook(profile, paper, df, results, runs, out)]
     train = training_table(df)
     if train:
         parts += ["", "Last training step:", "", train]

@@ -59,3 +59,16 @@ def test_report_runs_the_papers_extra_hook(monkeypatch, tmp_path):
     assert isinstance(df, pd.DataFrame) and len(df) == 1
     assert (out / "extra.txt").read_text() == "toy:1"
     assert "## Extra" in (out / "table.md").read_text()
+
+
+def test_bad_plugin_references_name_where_they_came_from(tmp_path):
+    import pytest
+
+    from suite import import_object
+
+    with pytest.raises(ValueError, match=r"dataset 'broken' generator: 'no_colon' is not a 'module:name' reference"):
+        prepare(DatasetSpec("broken", generator="no_colon", generator_kwargs={"test": {}}), "test", tmp_path)
+    with pytest.raises(ValueError, match=r"custom task 'x': cannot load 'suite.nowhere:fn'"):
+        import_object("suite.nowhere:fn", "custom task 'x'")
+    with pytest.raises(ValueError, match=r"method 'm': cannot load 'suite.algos.grpo:Nope'"):
+        import_object("suite.algos.grpo:Nope", "method 'm'")

@@ -6,7 +6,7 @@ loop calls its ``collect`` (rollouts with advantages) and ``loss`` hooks.
 
 from __future__ import annotations
 
-import importlib
+from .. import import_object
 
 METHODS = {
     "grpo": "suite.algos.grpo:GRPO",
@@ -20,8 +20,6 @@ METHODS = {
 
 
 def get_method(name: str):
-    try:
-        module, cls = METHODS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
-    return getattr(importlib.import_module(module), cls)
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
+    return import_object(METHODS[name], f"method {name!r}")

@@ -105,13 +105,11 @@ def settings(task: str, overrides: dict | None) -> dict[str, Any]:
 
 def heldout_seeds(game: str, limit: int | None = None) -> list[int]:
     """The first ``limit`` held-out seeds of ``game`` (the ``test`` split of ``<game>_seeds``)."""
-    import importlib
-
+    from .. import import_object
     from ..data import get_spec
 
     spec = get_spec(f"{game}_seeds")
-    module, fn = spec.generator.split(":")
-    records = getattr(importlib.import_module(module), fn)(**spec.generator_kwargs["test"])
+    records = import_object(spec.generator, f"dataset {spec.name!r} generator")(**spec.generator_kwargs["test"])
     if limit is not None and limit > len(records):
         raise ValueError(f"limit {limit} exceeds the {len(records)} held-out seeds of dataset {spec.name!r}")
     return [int(r["metadata"]["seed"]) for r in records[:limit]]
