@@ -59,7 +59,8 @@ def run_hash(exp):
 
 
 def paper_evals(paper):
-    return [f"{RESULTS}/evals/{e.name}/{t}.json" for e in PROFILE.of_paper(paper) for t in e.eval_tasks]
+    # untrained experiments of one model share one evaluation per task (Profile.eval_owner)
+    return sorted({str(PROFILE.eval_path(RESULTS, e.name, t)) for e in PROFILE.of_paper(paper) for t in e.eval_tasks})
 
 
 def paper_runs(paper):

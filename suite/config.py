@@ -176,6 +176,21 @@ class Profile:
     def of_paper(self, paper: str) -> list[Experiment]:
         return [e for e in self.experiments.values() if paper in e.papers]
 
+    def eval_owner(self, name: str) -> str:
+        """The experiment whose evaluation directory holds ``name``'s results.
+
+        A trained experiment owns its results. Untrained experiments of the same model score the same
+        (a task's eval settings are profile-wide), so they share the first such experiment's results
+        and each task is evaluated once per model, not once per paper.
+        """
+        exp = self.experiment(name)
+        if exp.train is not None:
+            return name
+        return next(e.name for e in self.experiments.values() if e.train is None and e.model == exp.model)
+
+    def eval_path(self, results: Path, name: str, task: str) -> Path:
+        return Path(results) / "evals" / self.eval_owner(name) / f"{task}.json"
+
 
 def validate_schema(raw: dict, source: str) -> None:
     import jsonschema

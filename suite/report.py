@@ -45,7 +45,7 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
     rows = []
     for exp in profile.of_paper(paper):
         for task in exp.eval_tasks:
-            result = json.loads((results / "evals" / exp.name / f"{task}.json").read_text())
+            result = json.loads(profile.eval_path(results, exp.name, task).read_text())
             for metric, m in result["metrics"].items():
                 rows.append({
                     "experiment": exp.name, "label": exp.label, "method": exp.method, "task": task,

@@ -52,6 +52,21 @@ def test_missing_and_malformed_profile_files(tmp_path):
         load_profile(bad)
 
 
+def test_untrained_experiments_of_one_model_share_their_evaluations():
+    raw = copy.deepcopy(SMOKE)
+    first_untrained = next(n for n, e in raw["experiments"].items() if "train" not in e)
+    model = raw["experiments"][first_untrained].get("model", raw["model"])
+    raw["experiments"]["other_base"] = {"paper": "foundation", "method": "base", "eval_tasks": ["gsm8k"]}
+    raw["experiments"]["other_model"] = {"paper": "foundation", "method": "base", "model": "tiny-llama-2", "eval_tasks": ["gsm8k"]}
+    prof = parse_profile(raw, source="test")
+    trained = next(n for n, e in prof.experiments.items() if e.train is not None)
+    assert prof.experiments["other_base"].model == model
+    assert prof.eval_owner("other_base") == first_untrained
+    assert prof.eval_owner("other_model") == "other_model"
+    assert prof.eval_owner(trained) == trained
+    assert prof.eval_path("res", "other_base", "gsm8k") == Path("res/evals") / first_untrained / "gsm8k.json"
+
+
 def test_train_config_hash_changes_with_hyperparameters():
     a = TrainConfig(experiment="x", model="tiny-llama")
     assert a.hash() == TrainConfig(experiment="x", model="tiny-llama").hash()

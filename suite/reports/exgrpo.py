@@ -119,7 +119,7 @@ def level_table(profile, paper: str, results: Path) -> list[str]:
     """Accuracy per difficulty level of the arithmetic-levels eval, from its per-sample file."""
     per_exp = {}
     for exp in profile.of_paper(paper):
-        path = results / "evals" / exp.name / f"{LEVEL_TASK}.json.samples.jsonl"
+        path = profile.eval_path(results, exp.name, LEVEL_TASK).with_suffix(".json.samples.jsonl")
         if LEVEL_TASK in exp.eval_tasks and path.is_file():
             rows = [(int(re.match(r"arithlv(\d+)-", r["id"]).group(1)), r["metrics"]["acc"]) for r in read_jsonl(path)]
             per_exp[exp.label] = pd.DataFrame(rows, columns=["level", "acc"]).groupby("level").acc.agg(["mean", "count"])

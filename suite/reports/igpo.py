@@ -56,7 +56,7 @@ def search_behaviour(profile, paper: str, results: Path) -> list[str]:
     rows = []
     for exp in profile.of_paper(paper):
         for task in exp.eval_tasks:
-            path = results / "evals" / exp.name / f"{task}.json.samples.jsonl"
+            path = profile.eval_path(results, exp.name, task).with_suffix(".json.samples.jsonl")
             if task not in SEARCH or not path.is_file():
                 continue
             responses = [r for s in read_jsonl(path) for r in s["responses"]]
