@@ -119,6 +119,22 @@ def plot_curves(profile: Profile, paper: str, runs: Path, out: Path) -> bool:
     return True
 
 
+def settings_table(profile: Profile, paper: str) -> str:
+    """One row per trained experiment: the hyperparameters that set its scale."""
+    rows = []
+    for exp in profile.of_paper(paper):
+        c = exp.train
+        if c is None:
+            continue
+        rows.append(f"| {exp.label} | {exp.method} | {c.model} | {c.train_dataset} | {c.steps} | "
+                    f"{c.prompts_per_step} × {c.group_size} | {c.max_new_tokens} | {c.lr:g} | {c.kl_coef:g} | "
+                    f"{c.temperature:g} |")
+    if not rows:
+        return ""
+    return "\n".join(["| run | method | model | train data | steps | prompts × samples | new tokens | lr | KL β | T |",
+                      "|---|---|---|---|---|---|---|---|---|---|", *rows])
+
+
 def plot_evals(df: pd.DataFrame, paper: str, out: Path) -> None:
     evals = df[df.task != "train"]
     headline = {task: next(m for m in HEADLINE + tuple(g.metric) if m in set(g.metric))
@@ -175,8 +191,17 @@ def build_report(profile: Profile, paper: str, results: str | Path, runs: str | 
     train = training_table(df)
     if train:
         parts += ["", "Last training step:", "", train]
+    settings = settings_table(profile, paper)
+    if settings:
+        parts += ["", "Training settings (as run; the profile's comments say how they were scaled from the paper):",
+                  "", settings]
+    for exp in profile.of_paper(paper):  # the per-step logs behind the curves travel with the report
+        log = runs / exp.name / "metrics.jsonl"
+        if exp.train is not None and log.is_file():
+            write_text(out / f"{exp.name}.metrics.jsonl", log.read_text())
     parts += ["", "![benchmarks](evals.png)"] + (["", "![training curves](curves.png)"] if has_curves else [])
-    parts += ["", f"Made by `snakemake --cores all --configfile config/{profile.name}.yaml` "
+    parts += ["", f"Made by `snakemake --cores all {results}/{paper}/table.md "
+                  f"--configfile config/{profile.name}.yaml` "
                   f"(rule `report`, `python -m suite report --paper {paper}`).", ""]
     write_text(out / "table.md", "\n".join(parts))
     return df

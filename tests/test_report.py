@@ -1,0 +1,44 @@
+"""The per-paper report: shared untrained evaluations, the settings table, the committed training logs."""
+
+import json
+
+import pytest
+
+from suite import report
+from suite.config import parse_profile
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    raw = {"profile": "t", "model": "tiny-llama", "data": {"dir": str(tmp_path / "data")},
+           "runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "res"),
+           "eval": {"tasks": {"gsm8k": {"limit": 2}}},
+           "experiments": {
+               "base": {"paper": "other", "method": "base", "eval_tasks": ["gsm8k"]},
+               "toy_base": {"paper": "toy", "method": "base", "label": "untrained", "eval_tasks": ["gsm8k"]},
+               "toy_grpo": {"paper": "toy", "method": "grpo", "label": "GRPO", "eval_tasks": ["gsm8k"],
+                            "train": {"steps": 3, "prompts_per_step": 2, "group_size": 4, "lr": 2.0e-5,
+                                      "max_new_tokens": 32, "kl_coef": 0.001, "temperature": 0.8}}}}
+    profile = parse_profile(raw)
+    res, runs = tmp_path / "res", tmp_path / "runs"
+    for owner, value in (("base", 0.25), ("toy_grpo", 0.5)):
+        (res / "evals" / owner).mkdir(parents=True)
+        (res / "evals" / owner / "gsm8k.json").write_text(
+            json.dumps({"metrics": {"acc": {"value": value, "stderr": 0.1}}, "n": 2}))
+    (runs / "toy_grpo").mkdir(parents=True)
+    log = "".join(json.dumps({"step": s, "reward": s / 10, "accuracy": s / 10}) + "\n" for s in (1, 2, 3))
+    (runs / "toy_grpo" / "metrics.jsonl").write_text(log)
+    monkeypatch.setattr(report, "paper_numbers", lambda paper: {})
+    return profile, res, runs, log
+
+
+def test_report_reads_shared_untrained_results_and_shows_settings(toy):
+    profile, res, runs, log = toy
+    out = res / "toy"
+    df = report.build_report(profile, "toy", res, runs, out)
+    scores = df[df.task == "gsm8k"].set_index("experiment").value
+    assert scores["toy_base"] == 0.25 and scores["toy_grpo"] == 0.5  # toy_base read from base's directory
+    table = (out / "table.md").read_text()
+    assert "| GRPO | grpo | tiny-llama | arithmetic_2d | 3 | 2 × 4 | 32 | 2e-05 | 0.001 | 0.8 |" in table
+    assert "| untrained | base |" not in table  # untrained rows have no settings
+    assert (out / "toy_grpo.metrics.jsonl").read_text() == log
