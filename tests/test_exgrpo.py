@@ -305,7 +305,8 @@ def test_report_hook_summarises_replay_and_levels(tmp_path):
         write_jsonl(results / "evals" / name / "arithmetic_levels.json.samples.jsonl",
                     [{"id": f"arithlv{lv}-test-{i}", "metrics": {"acc": a}}
                      for i in range(2) for lv, a in zip((1, 7), accs)])
-    profile = SimpleNamespace(of_paper=lambda paper: exps)
+    profile = SimpleNamespace(of_paper=lambda paper: exps,
+                              eval_path=lambda res, name, task: res / "evals" / name / f"{task}.json")
     text = "\n".join(report(profile, "exgrpo", None, results, runs, out))
     # fresh accuracy: first 5 steps mean 0.3, last 5 steps mean 0.4; replay from step 3; 6 questions / 12 trajectories
     assert "| EXG | 6 | 30.0 → 40.0 | 3 | 6 / 12 | 3 | 1.5 | 0.4 | 0.8 |" in text
