@@ -4,6 +4,7 @@
     train     train one experiment of a profile
     evaluate  evaluate a checkpoint on one lm-eval task
     report    build a paper's tables and plots from results
+    rescore   score saved responses again after a scorer fix (no generation)
     regress   compare fresh results with committed baselines
     validate  check a profile (the Snakefile does this before any work)
 """
@@ -59,6 +60,25 @@ def _validate(args):
     print(f"{args.config}: valid, {len(profile.experiments)} experiments")
 
 
+def _rescore(args) -> None:
+    from .evaluate import rescore
+    from .io import read_json
+
+    failed = []
+    for path in args.results:
+        before = read_json(path)["metrics"]
+        try:
+            after = rescore(path)["metrics"]
+        except (ValueError, FileNotFoundError) as err:  # TaskConfigError is a ValueError
+            failed.append(path)
+            print(f"not rescored: {err}", file=sys.stderr)
+            continue
+        change = ", ".join(f"{k} {before[k]['value']:.4f} -> {after[k]['value']:.4f}" for k in after)
+        print(f"{path}: {change}")
+    if failed:
+        sys.exit(f"{len(failed)} of {len(args.results)} files not rescored (left unchanged): {' '.join(failed)}")
+
+
 def _optional_int(text: str) -> int | None:
     return int(text) if text.strip() else None
 
@@ -97,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backend", choices=["hf", "vllm"], default=None)
     p.add_argument("--config-hash", default=None)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("rescore", help="score saved responses again with the current scorer (no generation)")
+    p.add_argument("results", nargs="+", help="results JSON files (their .samples.jsonl beside them)")
+    p.set_defaults(func=_rescore)
 
     p = sub.add_parser("report", help="tables and plots for one paper")
     p.add_argument("--config", required=True)

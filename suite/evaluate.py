@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from . import import_object
-from .io import write_json, write_jsonl
+from .io import read_json, read_jsonl, write_json, write_jsonl
 from .models import resolve_model
 from .rollout import has_vllm
 
@@ -182,11 +182,53 @@ def _summarise(output: dict, samples: list[dict], task: str, cfg: dict, model: s
     }
 
 
+def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
+    """Score a results file's saved responses again with the task's current ``process_results``.
+
+    For when a scorer is fixed after the generations were made: the same responses (beside the results
+    JSON in ``.samples.jsonl``) get the scores a fresh evaluation with the same samples would give, without
+    generating again. Metric means and standard errors are recomputed as :func:`evaluate` computes them;
+    the previous values are kept under ``rescored.previous``. Both files are rewritten atomically.
+    Tasks scored outside lm-eval's ``process_results`` (agents, games) cannot be rescored this way.
+    """
+    path = Path(path)
+    samples_path = Path(str(path) + ".samples.jsonl")
+    result = read_json(path)
+    if not samples_path.is_file():
+        raise FileNotFoundError(f"{path}: no saved responses at {samples_path}, so it cannot be rescored")
+    if result["task"] in CUSTOM_TASKS:
+        raise TaskConfigError(f"{path}: task {result['task']!r} is scored by {CUSTOM_TASKS[result['task']]}, "
+                              "not by a process_results function; evaluate it again instead")
+    process = load_task_config(task_manager(tasks_dir), result["task"]).get("process_results")
+    if not callable(process):
+        raise TaskConfigError(f"{path}: task {result['task']!r} has no process_results function to rescore with")
+    rows = read_jsonl(samples_path)
+    repeats = int((result.get("sampling") or {}).get("repeats") or 1)
+    short = [row["id"] for row in rows if len(row["responses"]) < repeats]
+    if short:
+        raise ValueError(f"{path}: {len(short)} problems have fewer saved responses than the task's {repeats} "
+                         f"samples (e.g. {short[0]!r}; files written before every sample was kept); "
+                         "evaluate it again instead")
+    for row in rows:
+        doc = {k: row[k] for k in ("id", "prompt", "answers")}
+        row["metrics"] = {k: float(v) for k, v in process(doc, [row["responses"]]).items()}
+    previous = {name: dict(m) for name, m in result["metrics"].items()}
+    for name in result["metrics"]:
+        per_doc = [row["metrics"][name] for row in rows]
+        stderr = statistics.stdev(per_doc) / math.sqrt(len(per_doc)) if len(per_doc) > 1 else None
+        result["metrics"][name] = {"value": sum(per_doc) / len(per_doc), "stderr": stderr}
+    result["rescored"] = {"previous": previous, "by": "python -m suite rescore"}
+    write_jsonl(samples_path, rows)
+    write_json(path, result)
+    return result
+
+
 def _sample_row(sample: dict) -> dict:
     doc = sample.get("doc", {})
     return {
         "id": doc.get("id"), "prompt": doc.get("prompt"), "answers": doc.get("answers"),
-        "responses": [r[0] if isinstance(r, list) else r for r in sample.get("resps", [])],
+        # every response: with ``repeats: k`` lm-eval holds the k samples of a problem in one request
+        "responses": [text for r in sample.get("resps", []) for text in (r if isinstance(r, list) else [r])],
         "metrics": {k: sample[k] for k in sample.get("metrics", []) if k in sample},
     }
 

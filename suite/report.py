@@ -46,11 +46,13 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
     for exp in profile.of_paper(paper):
         for task in exp.eval_tasks:
             result = json.loads(profile.eval_path(results, exp.name, task).read_text())
+            previous = (result.get("rescored") or {}).get("previous", {})
             for metric, m in result["metrics"].items():
                 rows.append({
                     "experiment": exp.name, "label": exp.label, "method": exp.method, "task": task,
                     "metric": metric, "value": m["value"], "stderr": m["stderr"], "n": result["n"],
                     "paper_value": reported.get(exp.name, {}).get(task, {}).get(metric),
+                    "rescored_from": previous.get(metric, {}).get("value"),
                 })
         metrics_file = runs / exp.name / "metrics.jsonl"
         if exp.train is not None and metrics_file.is_file():
@@ -59,7 +61,7 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
                 if metric in last:
                     rows.append({"experiment": exp.name, "label": exp.label, "method": exp.method, "task": "train",
                                  "metric": f"final_{metric}", "value": last[metric], "stderr": None,
-                                 "n": last["step"], "paper_value": None})
+                                 "n": last["step"], "paper_value": None, "rescored_from": None})
     return pd.DataFrame(rows)
 
 
@@ -70,6 +72,8 @@ def markdown_table(df: pd.DataFrame) -> str:
         text = f"{100 * r.value:.1f}" + (f" ± {100 * r.stderr:.1f}" if pd.notna(r.stderr) else "")
         if pd.notna(r.paper_value):
             text += f" ({r.paper_value:g})"
+        if pd.notna(r.get("rescored_from")):
+            text += " †"
         cells[(r.label, f"{r.task} {r.metric}")] = text
     labels = list(dict.fromkeys(evals.label))
     columns = list(dict.fromkeys(f"{t} {m}" for t, m in zip(evals.task, evals.metric)))
@@ -77,6 +81,20 @@ def markdown_table(df: pd.DataFrame) -> str:
     for label in labels:
         lines.append(f"| {label} | " + " | ".join(cells.get((label, c), "—") for c in columns) + " |")
     return "\n".join(lines)
+
+
+def rescored_note(df: pd.DataFrame) -> str:
+    """Which scores were rescored from saved responses (``python -m suite rescore``) and what they were."""
+    if "rescored_from" not in df:
+        return ""
+    rescored = df[df.rescored_from.notna()]
+    if rescored.empty:
+        return ""
+    changed = [f"{r.label} {r.task} {r.metric} {100 * r.rescored_from:.1f} → {100 * r.value:.1f}"
+               for _, r in rescored.iterrows() if abs(r.rescored_from - r.value) > 1e-12]
+    return ("† Rescored from the saved responses with the current scorer (`python -m suite rescore`, no new "
+            "generation) after a scorer fix; " + ("changed: " + "; ".join(changed) if changed else "no score changed")
+            + ". A trained model's *training* used the scorer of its time (see the paper's docs).")
 
 
 def training_table(df: pd.DataFrame) -> str:
@@ -182,6 +200,9 @@ def build_report(profile: Profile, paper: str, results: str | Path, runs: str | 
         "",
         markdown_table(df),
     ]
+    note = rescored_note(df)
+    if note:
+        parts += ["", note]
     if meta.get("note"):
         parts += ["", meta["note"].strip()]
     extra = meta.get("extra_report")  # "module:function" adding this paper's own tables and plots

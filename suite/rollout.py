@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -172,11 +173,8 @@ def make_engine(kind: str, model, tokenizer, model_path: str, *, batch_size: int
 
 
 def has_vllm() -> bool:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the optional vLLM extra is installed (found without importing it, which is slow)."""
+    return importlib.util.find_spec("vllm") is not None
 
 
 def autocast(device: torch.device, enabled: bool):

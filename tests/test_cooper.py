@@ -257,3 +257,35 @@ def test_svamp_is_one_yaml_with_an_inline_dataset(tmp_path):
     rows = load_records("svamp", "test", str(tmp_path / "data"), spec=spec, mirror=str(tmp_path / "mirror"))["test"]
     assert rows[0]["prompt"] == "Ann has 3 pens. How many pens does she have after buying 2?"
     assert is_correct("\\boxed{5}", rows[0]["answers"])
+
+
+def test_hacking_plot_gives_each_run_one_colour_in_every_panel(tmp_path, monkeypatch):
+    # The rule-based run logs no reward-model columns; the runs after it must keep their colours in the RM
+    # panels (a shared colour cycle per panel would give the static RM the rule run's colour there).
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from suite.reports import cooper as cooper_report
+
+    figures = []
+    monkeypatch.setattr(cooper_report, "save_figure", lambda fig, path: figures.append(fig))
+    rm_cols = {"rm_reward_wrong": [0.1, 0.2], "rm_heldout_acc": [0.5, 0.6]}
+    logs = {"rule": (SimpleNamespace(label="rule"), pd.DataFrame({"step": [1, 2], "reward": [0.0, 1.0],
+                                                                   "accuracy": [0.0, 1.0]})),
+            "static": (SimpleNamespace(label="static"), pd.DataFrame({"step": [1, 2], "reward": [0.1, 0.1],
+                                                                       "accuracy": [0.0, 0.0], **rm_cols})),
+            "cooper": (SimpleNamespace(label="cooper"), pd.DataFrame({"step": [1, 2], "reward": [0.2, 0.9],
+                                                                       "accuracy": [0.0, 0.0], **rm_cols}))}
+    assert cooper_report.plot_hacking(logs, "cooper", tmp_path / "hacking.png")
+    axes = figures[0].axes
+    colour = {}
+    for ax in axes:
+        for line in ax.lines:
+            if not line.get_label().startswith("_"):
+                colour.setdefault(line.get_label(), set()).add(line.get_color())
+    assert {k: len(v) for k, v in colour.items()} == {"rule": 1, "static": 1, "cooper": 1}
+    assert len({next(iter(v)) for v in colour.values()}) == 3
+    assert [ax.get_title() for ax in axes][2] == "RM reward on rollouts math-verify rejects"
+    assert sorted(line.get_label() for line in axes[3].lines if not line.get_label().startswith("_")) == [
+        "cooper", "static"]

@@ -42,3 +42,15 @@ def test_report_reads_shared_untrained_results_and_shows_settings(toy):
     assert "| GRPO | grpo | tiny-llama | arithmetic_2d | 3 | 2 × 4 | 32 | 2e-05 | 0.001 | 0.8 |" in table
     assert "| untrained | base |" not in table  # untrained rows have no settings
     assert (out / "toy_grpo.metrics.jsonl").read_text() == log
+
+
+def test_rescored_scores_are_marked_with_what_they_were(toy):
+    profile, res, runs, _ = toy
+    path = res / "evals" / "toy_grpo" / "gsm8k.json"
+    result = json.loads(path.read_text())
+    result["rescored"] = {"previous": {"acc": {"value": 0.75, "stderr": 0.1}}}
+    path.write_text(json.dumps(result))
+    report.build_report(profile, "toy", res, runs, res / "toy")
+    table = (res / "toy" / "table.md").read_text()
+    assert "| GRPO | 50.0 ± 10.0 † |" in table and "| untrained | 25.0 ± 10.0 |" in table
+    assert "changed: GRPO gsm8k acc 75.0 → 50.0" in table

@@ -25,6 +25,27 @@ def test_math_verify(completion, answers, expected):
     assert is_correct(completion, answers) is expected
 
 
+@pytest.mark.parametrize("completion,answers,expected", [
+    # Restating the question is not an answer: math-verify alone parses the uncomputed sum and verifies it.
+    ("I think 95 + 87 is hard.", ["182"], False),
+    ("What is 95 + 87? \\boxed{95 + 87}", ["182"], False),
+    ("I got 12 * 3", ["36"], False),
+    ("33 - 75", ["-42"], False),
+    ("\\boxed{\\frac{1}{2} + \\frac{1}{3}}", ["\\frac{5}{6}"], False),
+    # ... while computed values, fractions, negatives and symbolic answers still count.
+    ("95 + 87 = 182", ["182"], True),
+    ("The answer is -42.", ["-42"], True),
+    ("\\boxed{-\\frac{1}{2}}", ["-\\frac{1}{2}"], True),
+    ("\\boxed{3/4}", ["\\frac{3}{4}"], True),
+    ("\\boxed{1 + \\sqrt{2}}", ["1+\\sqrt{2}"], True),
+    ("\\boxed{3 \\times 10^{5}}", ["300000"], True),
+    ("\\boxed{2\\pi}", ["2\\pi"], True),
+    ("\\boxed{x + 1}", ["x+1"], True),
+])
+def test_a_restated_computation_is_not_an_answer(completion, answers, expected):
+    assert is_correct(completion, answers) is expected
+
+
 def test_math_any_alias():
     assert is_correct("\\boxed{0.5}", ["2", "\\frac{1}{2}"])
 

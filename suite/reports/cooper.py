@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
 
 PANELS = (("reward", "training reward (mean)"), ("accuracy", "accuracy of the same rollouts (math-verify)"),
+          ("rm_reward_wrong", "RM reward on rollouts math-verify rejects"),
           ("rm_heldout_acc", "RM accuracy, held-out pairs"))
 WINDOW = 5  # steps averaged at the start and the end of a run
 
@@ -117,15 +118,17 @@ def negatives_table(logs: dict, runs: Path) -> list[str]:
 def plot_hacking(logs: dict, paper: str, out: Path) -> bool:
     if not logs:
         return False
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.5))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.5 * len(PANELS), 3.5))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(logs)}  # one colour per run in every panel
     for ax, (col, title) in zip(axes, PANELS):
-        for exp, log in logs.values():
+        for name, (exp, log) in logs.items():
             if col not in log or log[col].isna().all():
                 continue
             series = log[["step", col]].dropna()
-            ax.plot(series.step, series[col], alpha=0.35)
+            ax.plot(series.step, series[col], alpha=0.35, color=colors[name])
             ax.plot(series.step, series[col].rolling(WINDOW, min_periods=1).mean(), label=exp.label,
-                    color=ax.lines[-1].get_color())
+                    color=colors[name])
         if not ax.lines:
             ax.text(0.5, 0.5, "no data: no run logged this\n(held-out pairs need a verified-correct base sample)",
                     ha="center", va="center", fontsize=8, transform=ax.transAxes)
