@@ -62,17 +62,16 @@ def _validate(args):
 
 def _rescore(args) -> None:
     from .evaluate import rescore
-    from .io import read_json
 
     failed = []
     for path in args.results:
-        before = read_json(path)["metrics"]
         try:
-            after = rescore(path)["metrics"]
+            result = rescore(path)
         except (ValueError, FileNotFoundError) as err:  # TaskConfigError is a ValueError
             failed.append(path)
             print(f"not rescored: {err}", file=sys.stderr)
             continue
+        before, after = result["rescored"]["previous"], result["metrics"]
         change = ", ".join(f"{k} {before[k]['value']:.4f} -> {after[k]['value']:.4f}" for k in after)
         print(f"{path}: {change}")
     if failed:

@@ -156,6 +156,11 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
     return result
 
 
+def _stderr_of_mean(per_doc: list[float]) -> float | None:
+    """Standard error of the mean over problems (sample standard deviation); None for a single problem."""
+    return statistics.stdev(per_doc) / math.sqrt(len(per_doc)) if len(per_doc) > 1 else None
+
+
 def _summarise(output: dict, samples: list[dict], task: str, cfg: dict, model: str, limit, seed: int,
                backend: str, config_hash: str | None) -> dict:
     """Metric means from lm-eval; standard errors of the mean from the per-sample values."""
@@ -165,9 +170,7 @@ def _summarise(output: dict, samples: list[dict], task: str, cfg: dict, model: s
         name = key.partition(",")[0]
         if name in _SKIP_METRICS or name.endswith("_stderr") or not isinstance(value, (int, float)):
             continue
-        per_doc = [float(s[name]) for s in samples if name in s]
-        stderr = statistics.stdev(per_doc) / math.sqrt(len(per_doc)) if len(per_doc) > 1 else None
-        metrics[name] = {"value": value, "stderr": stderr}
+        metrics[name] = {"value": value, "stderr": _stderr_of_mean([float(s[name]) for s in samples if name in s])}
     return {
         "task": task,
         "model": model,
@@ -193,7 +196,13 @@ def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
     """
     path = Path(path)
     samples_path = Path(str(path) + ".samples.jsonl")
-    result = read_json(path)
+    try:
+        result = read_json(path)
+    except ValueError as err:  # a half-written or malformed file
+        raise ValueError(f"{path}: not a results file written by `python -m suite evaluate` ({err})") from None
+    if not isinstance(result, dict) or not {"task", "metrics"} <= set(result):
+        raise ValueError(f"{path}: not a results file written by `python -m suite evaluate` "
+                         "(it needs the keys 'task' and 'metrics')")
     if not samples_path.is_file():
         raise FileNotFoundError(f"{path}: no saved responses at {samples_path}, so it cannot be rescored")
     if result["task"] in CUSTOM_TASKS:
@@ -215,8 +224,7 @@ def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
     previous = {name: dict(m) for name, m in result["metrics"].items()}
     for name in result["metrics"]:
         per_doc = [row["metrics"][name] for row in rows]
-        stderr = statistics.stdev(per_doc) / math.sqrt(len(per_doc)) if len(per_doc) > 1 else None
-        result["metrics"][name] = {"value": sum(per_doc) / len(per_doc), "stderr": stderr}
+        result["metrics"][name] = {"value": sum(per_doc) / len(per_doc), "stderr": _stderr_of_mean(per_doc)}
     result["rescored"] = {"previous": previous, "by": "python -m suite rescore"}
     write_jsonl(samples_path, rows)
     write_json(path, result)

@@ -72,7 +72,7 @@ def markdown_table(df: pd.DataFrame) -> str:
         text = f"{100 * r.value:.1f}" + (f" ± {100 * r.stderr:.1f}" if pd.notna(r.stderr) else "")
         if pd.notna(r.paper_value):
             text += f" ({r.paper_value:g})"
-        if pd.notna(r.get("rescored_from")):
+        if pd.notna(r.rescored_from):
             text += " †"
         cells[(r.label, f"{r.task} {r.metric}")] = text
     labels = list(dict.fromkeys(evals.label))
@@ -85,8 +85,6 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def rescored_note(df: pd.DataFrame) -> str:
     """Which scores were rescored from saved responses (``python -m suite rescore``) and what they were."""
-    if "rescored_from" not in df:
-        return ""
     rescored = df[df.rescored_from.notna()]
     if rescored.empty:
         return ""

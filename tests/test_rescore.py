@@ -60,6 +60,13 @@ def test_rescore_refuses_what_it_cannot_score(tmp_path):
     (tmp_path / "frozen_lake.json.samples.jsonl").unlink()
     with pytest.raises(FileNotFoundError, match="no saved responses"):
         rescore(out)
+    half_written = tmp_path / "gsm8k.json"
+    half_written.write_text('{"task": "gsm8k", "metr')
+    with pytest.raises(ValueError, match="gsm8k.json: not a results file"):
+        rescore(half_written)
+    half_written.write_text('{"task": "gsm8k"}')
+    with pytest.raises(ValueError, match="gsm8k.json: not a results file"):
+        rescore(half_written)
 
 
 def test_every_sample_of_a_repeated_problem_is_saved():
