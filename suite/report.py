@@ -137,17 +137,19 @@ def plot_curves(profile: Profile, paper: str, runs: Path, out: Path) -> bool:
 
 def settings_table(profile: Profile, paper: str) -> str:
     """One row per trained experiment: the hyperparameters that set its scale."""
+    from .algos import get_method
+
     rows = []
     for exp in profile.of_paper(paper):
         c = exp.train
         if c is None:
             continue
         rows.append(f"| {exp.label} | {exp.method} | {c.model} | {c.train_dataset} | {c.steps} | "
-                    f"{c.prompts_per_step} × {c.group_size} | {c.max_new_tokens} | {c.lr:g} | {c.kl_coef:g} | "
-                    f"{c.temperature:g} |")
+                    f"{get_method(exp.method).batch_description(c)} | {c.max_new_tokens} | {c.lr:g} | "
+                    f"{c.kl_coef:g} | {c.temperature:g} |")
     if not rows:
         return ""
-    return "\n".join(["| run | method | model | train data | steps | prompts × samples | new tokens | lr | KL β | T |",
+    return "\n".join(["| run | method | model | train data | steps | batch per step | new tokens | lr | KL β | T |",
                       "|---|---|---|---|---|---|---|---|---|---|", *rows])
 
 

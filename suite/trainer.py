@@ -53,6 +53,11 @@ class Method:
         self.trainer, self.cfg = trainer, trainer.cfg
         self.options = self.Options(**self.cfg.algo) if self.Options else None
 
+    @classmethod
+    def batch_description(cls, cfg: TrainConfig) -> str:
+        """What one training step learns from, for the report's settings table."""
+        return f"{cfg.prompts_per_step} prompts × {cfg.group_size} samples"
+
     def collect(self, step: int) -> Rollouts:
         t, cfg = self.trainer, self.cfg
         records = t.records_for_step(step, cfg.prompts_per_step)

@@ -332,7 +332,7 @@ def test_gain_and_forgetting_on_a_hand_made_results_table(tmp_path):
     rows += [{"experiment": "sft", "label": "sft", "method": "x", "task": "train", "metric": "final_reward",
               "value": 9.0, "stderr": None, "n": 1, "paper_value": None}]
     df = pd.DataFrame(rows)
-    profile = SimpleNamespace(of_paper=lambda paper: exps)
+    profile = SimpleNamespace(of_paper=lambda paper: exps, eval_path=lambda results, exp, task: results / exp / f"{task}.json")
     table = retaining_table(profile, "retaining", df).set_index("experiment")
     # SFT: gain 0.50 - 0.10 = 0.40; forgetting ((0.40 - 0.30) + (0.30 - 0.10)) / 2 = 0.15
     assert table.loc["sft", "gain"] == pytest.approx(0.40) and table.loc["sft", "forgetting"] == pytest.approx(0.15)
@@ -371,3 +371,38 @@ def test_an_rl_run_without_correct_samples_still_writes_the_traces_file(rbd_data
     trainer.verifier = lambda text, answers: False
     trainer.method.collect(0)
     assert (tmp_path / "rl" / "correct_samples.jsonl").read_text() == ""
+
+
+def test_the_settings_table_says_what_an_sft_step_learns_from():
+    base = dict(experiment="x", model="tiny-llama", method="sft", prompts_per_step=8, group_size=4)
+    expert = TrainConfig(**base)
+    selfsft = TrainConfig(**base, algo={"data": "self", "prompts": 64, "samples_per_prompt": 2})
+    traces = TrainConfig(**base, algo={"data": "rl_traces", "traces_from": "rl"})
+    assert SFT.batch_description(expert) == "8 examples (expert responses; all prompts)"
+    assert SFT.batch_description(selfsft) == "8 examples (initial model's correct samples, 2 per prompt; 64 prompts)"
+    assert SFT.batch_description(traces) == "8 examples (correct samples of rl; all prompts)"
+    assert RBDGRPO.batch_description(TrainConfig(**{**base, "method": "rbd_grpo"})) == "8 prompts × 4 samples"
+
+
+def test_answer_rates_count_responses_the_choice_parser_reads(tmp_path):
+    from suite.io import write_jsonl
+    from suite.reports.retaining import answer_rates, report
+
+    exps = [_experiment("base", "base", tasks=["mmlu_reason", "arc_challenge", "ifeval"]),
+            _experiment("sft", "sft", "ifeval_like", data="expert", tasks=["mmlu_reason", "ifeval"])]
+    profile = SimpleNamespace(of_paper=lambda paper: exps, eval_path=lambda results, exp, task: results / exp / f"{task}.json")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "sft").mkdir()
+    write_jsonl(tmp_path / "base" / "mmlu_reason.json.samples.jsonl", [
+        {"id": "a", "responses": ["The answer is: B"]}, {"id": "b", "responses": ["I think B."]},
+        {"id": "c", "responses": ["**The answer is: (c)**"]}, {"id": "d", "responses": ["The answer is:"]}])
+    write_jsonl(tmp_path / "base" / "arc_challenge.json.samples.jsonl", [{"id": "a", "responses": ["The answer is: A"]}])
+    write_jsonl(tmp_path / "base" / "ifeval.json.samples.jsonl", [{"id": "a", "responses": ["The answer is: A"]}])
+    write_jsonl(tmp_path / "sft" / "mmlu_reason.json.samples.jsonl", [
+        {"id": "a", "responses": ["worth a closer look"]}, {"id": "b", "responses": ["The answer is: D"]}])
+    rates = answer_rates(profile, "retaining", tmp_path)
+    # base MMLU: "The answer is: B" and "(c)" are read, "I think B." and an empty answer are not: 2 / 4
+    assert rates.loc["base", "mmlu_reason"] == pytest.approx(0.5)
+    assert rates.loc["base", "arc_challenge"] == 1.0 and rates.loc["sft", "mmlu_reason"] == 0.5
+    assert "ifeval" not in rates.columns and math.isnan(rates.loc["sft", "arc_challenge"])
+    assert answer_rates(profile, "retaining", tmp_path / "elsewhere").empty

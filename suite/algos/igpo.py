@@ -283,6 +283,10 @@ class IGPO(Method):
                 if not ok:
                     raise ValueError(f"igpo option {name} = {getattr(self, name)!r} {why}")
 
+    @classmethod
+    def batch_description(cls, cfg) -> str:
+        return f"{cfg.prompts_per_step} questions × {cfg.group_size} episodes"
+
     def __init__(self, trainer):
         super().__init__(trainer)
         o = self.options

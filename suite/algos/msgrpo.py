@@ -156,6 +156,12 @@ def step_advantages(advantages: list[float], lengths: list[int]) -> list[float]:
 class MSGRPO(Method):
     Options = Options
 
+    @classmethod
+    def batch_description(cls, cfg) -> str:
+        o = Options(**cfg.algo)
+        kept = f"{o.update_samples} {o.sample_unit}s" if o.update_samples else f"every {o.sample_unit}"
+        return f"{cfg.prompts_per_step} seeds × {cfg.group_size} episodes ({o.sampling} sampling keeps {kept})"
+
     def __init__(self, trainer):
         super().__init__(trainer)
         games = {self.options.game} if self.options.game else {rec["metadata"]["game"] for rec in trainer.records}

@@ -103,6 +103,15 @@ class SFT(Method):
                 raise ValueError(f"algo.traces_from = {self.traces_from!r}: name the RL experiment exactly when "
                                  f"algo.data is 'rl_traces' (algo.data = {self.data!r})")
 
+    @classmethod
+    def batch_description(cls, cfg) -> str:
+        opt = cls.Options(**cfg.algo)
+        pool = {"expert": "expert responses", "rl_traces": f"correct samples of {opt.traces_from}",
+                "self": f"initial model's correct samples, {opt.samples_per_prompt} per prompt",
+                "iterative": f"current model's correct samples, {opt.samples_per_prompt} per prompt, each epoch"}
+        prompts = f"{opt.prompts} prompts" if opt.prompts else "all prompts"
+        return f"{cfg.prompts_per_step} examples ({pool[opt.data]}; {prompts})"
+
     def __init__(self, trainer):
         super().__init__(trainer)
         cfg, opt = self.cfg, self.options

@@ -9,6 +9,10 @@ with A the task's ``acc`` and the probes an experiment's eval tasks other than i
 Called by :func:`suite.report.build_report` through ``extra_report`` in config/paper_numbers.yaml;
 writes ``retaining.csv``, ``retaining_scatter.png`` (gain vs forgetting, one point per method and
 target) and ``retaining_probes.png`` (per-probe change per method), and returns markdown lines.
+
+It also reads the saved responses of the multiple-choice probes (MMLU, ARC-Challenge) and reports how
+many name an option the parser can read at all: a small model can lose a probe by forgetting its answer
+format as well as by forgetting the knowledge, and this separates the two.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from ..io import atomic_path, read_jsonl  # noqa: E402
 from ..report import save_figure  # noqa: E402
+from ..tasks.mmlu import parse_answer  # noqa: E402
 
 METRIC = "acc"
 TARGET_TASKS = {"countdown": "countdown", "ifeval_like": "ifeval_like", "mmlu": "mmlu_reason"}  # train set -> task
 SFT_VARIANTS = {"expert": "SFT", "self": "Self-SFT", "iterative": "Iterative-SFT", "rl_traces": "SFT on RL traces"}
+CHOICE_PROBES = ("mmlu_reason", "arc_challenge")  # scored by "The answer is: X" (suite.tasks.mmlu.parse_answer)
 ORDER = ["SFT", "Self-SFT", "Iterative-SFT", "SFT on RL traces", "RL (β=0.05)", "RL (β=0)"]
 
 
@@ -90,6 +96,21 @@ def retaining_table(profile, paper: str, df: pd.DataFrame) -> pd.DataFrame:
         table = table.sort_values(["target", "method"], key=lambda s: s.map(rank).fillna(99) if s.name == "method" else s,
                                   kind="stable").reset_index(drop=True)
     return table
+
+
+def answer_rates(profile, paper: str, results: Path) -> pd.DataFrame:
+    """Per experiment (rows, by label) and multiple-choice task (columns): the share of saved responses
+    in which :func:`~suite.tasks.mmlu.parse_answer` finds an option letter, right or wrong."""
+    rates: dict[str, dict[str, float]] = {}
+    for exp in profile.of_paper(paper):
+        for task in exp.eval_tasks:
+            samples = Path(str(profile.eval_path(results, exp.name, task)) + ".samples.jsonl")
+            if task not in CHOICE_PROBES or not samples.is_file():
+                continue
+            responses = [text for row in read_jsonl(samples) for text in row["responses"]]
+            if responses:
+                rates.setdefault(exp.label, {})[task] = sum(parse_answer(t) is not None for t in responses) / len(responses)
+    return pd.DataFrame.from_dict(rates, orient="index")
 
 
 def _pp(x, se=None) -> str:
@@ -158,4 +179,11 @@ def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out
         lines.append(f"| {r.target} | {r.method} | {100 * r.base_target:.1f} | {100 * r.target_acc:.1f} | "
                      f"{_pp(r.gain, r.gain_se)} | {_pp(r.forgetting, r.forgetting_se)} | {r.n_probes} |")
     lines += ["", "![gain vs forgetting](retaining_scatter.png)", "", "![per-probe change](retaining_probes.png)"]
+    rates = answer_rates(profile, paper, Path(results))
+    if not rates.empty:
+        lines += ["", "Multiple-choice probes: responses that name an option the parser reads (\"The answer is: X\"), "
+                  "right or wrong, in %. A drop here is forgotten answer format rather than forgotten knowledge.", "",
+                  "| model | " + " | ".join(rates.columns) + " |", "|---" * (len(rates.columns) + 1) + "|"]
+        lines += [f"| {label} | " + " | ".join("—" if pd.isna(v) else f"{100 * v:.0f}" for v in row) + " |"
+                  for label, row in rates.iterrows()]
     return lines
