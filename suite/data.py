@@ -138,6 +138,13 @@ REGISTRY: dict[str, DatasetSpec] = {
             generator_kwargs={"train": {"split": "train", "n": 300}, "test": {"split": "test", "n": 30}},
         ),
         # --- Cooper (issue 6) ---
+        # single-digit +, -, * (300 questions in all; the hash split leaves 28 for test): the 135M model's T = 1
+        # samples are right about 1 time in 5, enough correct rollouts for a reward model to learn from
+        DatasetSpec(
+            "arithmetic_1d", generator=_arithmetic,
+            generator_kwargs={"train": {"split": "train", "n": 240, "digits": 1, "ops": "+-*"},
+                              "test": {"split": "test", "n": 25, "digits": 1, "ops": "+-*"}},
+        ),
         # --- Retaining by Doing (issue 7): target tasks and probes ---
         DatasetSpec("countdown", generator="suite.tasks.retaining:countdown_split",
                     generator_kwargs={"train": {"split": "train", "n": 4000}, "test": {"split": "test", "n": 500}}),

@@ -39,7 +39,7 @@ def test_report_reads_shared_untrained_results_and_shows_settings(toy):
     scores = df[df.task == "gsm8k"].set_index("experiment").value
     assert scores["toy_base"] == 0.25 and scores["toy_grpo"] == 0.5  # toy_base read from base's directory
     table = (out / "table.md").read_text()
-    assert "| GRPO | grpo | tiny-llama | arithmetic_2d | 3 | 2 × 4 | 32 | 2e-05 | 0.001 | 0.8 |" in table
+    assert "| GRPO | grpo | tiny-llama | arithmetic_2d | 3 | 2 prompts × 4 samples | 32 | 2e-05 | 0.001 | 0.8 |" in table
     assert "| untrained | base |" not in table  # untrained rows have no settings
     assert (out / "toy_grpo.metrics.jsonl").read_text() == log
 

@@ -386,7 +386,7 @@ def test_the_settings_table_says_what_an_sft_step_learns_from():
 
 def test_answer_rates_count_responses_the_choice_parser_reads(tmp_path):
     from suite.io import write_jsonl
-    from suite.reports.retaining import answer_rates, report
+    from suite.reports.retaining import answer_rates
 
     exps = [_experiment("base", "base", tasks=["mmlu_reason", "arc_challenge", "ifeval"]),
             _experiment("sft", "sft", "ifeval_like", data="expert", tasks=["mmlu_reason", "ifeval"])]
