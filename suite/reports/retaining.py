@@ -103,9 +103,9 @@ def answer_rates(profile, paper: str, results: Path) -> pd.DataFrame:
     in which :func:`~suite.tasks.mmlu.parse_answer` finds an option letter, right or wrong."""
     rates: dict[str, dict[str, float]] = {}
     for exp in profile.of_paper(paper):
-        for task in exp.eval_tasks:
+        for task in (t for t in exp.eval_tasks if t in CHOICE_PROBES):
             samples = Path(str(profile.eval_path(results, exp.name, task)) + ".samples.jsonl")
-            if task not in CHOICE_PROBES or not samples.is_file():
+            if not samples.is_file():
                 continue
             responses = [text for row in read_jsonl(samples) for text in row["responses"]]
             if responses:
