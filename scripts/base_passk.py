@@ -1,4 +1,9 @@
-"""Base model's per-question success count k out of K samples on a training set (ExGRPO, issue 5)."""
+"""Base model's per-question success count k out of K samples (T = 1) on a training set, per difficulty level.
+
+    python scripts/base_passk.py DATASET N_PER_LEVEL K MAX_NEW_TOKENS [TEMPLATE]
+
+Used to pick tasks a 135M model can learn from (ExGRPO's levels, Cooper's mini task; docs/exgrpo.md, docs/cooper.md).
+"""
 import collections, json, sys, time
 from suite.config import TrainConfig
 from suite.data import prepare
