@@ -44,7 +44,8 @@ class Method:
     """Single-turn RL over groups of completions per prompt; subclasses define advantages.
 
     Override ``advantages`` (most methods), ``collect`` (agents, replay), ``token_loss``
-    (shaped or unclipped objectives) or ``after_update`` (a co-trained reward model).
+    (shaped or unclipped objectives), ``after_update`` (a co-trained reward model) or ``setup``
+    (one-off work before the first step, kept out of the per-step timings).
     """
 
     Options = None  # a dataclass of method-specific options (TrainConfig.algo)
@@ -89,6 +90,9 @@ class Method:
             loss = loss + cfg.kl_coef * kl
             stats["kl"] = masked_mean(kl, batch.loss_mask)
         return loss, stats
+
+    def setup(self) -> None:
+        """Called once before the first step this process runs (after a resume has loaded state)."""
 
     def after_update(self, rollouts: Rollouts, step: int) -> dict[str, float]:
         return {}
@@ -235,6 +239,8 @@ class Trainer:
         bar = tqdm(range(self.start_step, end), desc=f"train {cfg.experiment}", initial=self.start_step,
                    total=cfg.steps, dynamic_ncols=True)
         row: dict[str, Any] = {}
+        if self.start_step < end:
+            self.method.setup()
         for step in bar:
             self._seed(step)
             t0 = time.perf_counter()

@@ -289,3 +289,24 @@ def test_hacking_plot_gives_each_run_one_colour_in_every_panel(tmp_path, monkeyp
     assert [ax.get_title() for ax in axes][2] == "RM reward on rollouts math-verify rejects"
     assert sorted(line.get_label() for line in axes[3].lines if not line.get_label().startswith("_")) == [
         "cooper", "static"]
+
+
+def test_report_negatives_table_sums_the_step_counts_and_shows_pretraining(tmp_path):
+    """The report's RM-data row: pretraining counts and time from rm_pretrain.json, RL-step counts summed."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from suite.reports.cooper import negatives_table
+
+    (tmp_path / "coop").mkdir()
+    (tmp_path / "coop" / "rm_pretrain.json").write_text(json.dumps({
+        "triples": 10, "positives": 3, "negatives_sampled": 5, "negatives_assistant": 1, "negatives_rule": 1,
+        "heldout_acc_before": 0.25, "heldout_acc_after": 0.75, "heldout_pairs": 4, "time_s": 90.0}))
+    log = pd.DataFrame({"step": [1, 2], "rm_pairs": [2.0, 1.0], "rm_skipped": [2.0, 3.0], "neg_assistant": [1.0, 1.0],
+                        "neg_rejected": [3.0, 0.0], "neg_rule": [1.0, 0.0], "neg_failed": [0.0, 1.0]})
+    logs = {"coop": (SimpleNamespace(label="Cooper"), log), "rule": (SimpleNamespace(label="Rule"), log)}
+    lines = negatives_table(logs, tmp_path)
+    assert lines[-1] == "| Cooper | 10 | 3 | 5 | 1 | 1 | 25.0 → 75.0 (n = 4) | 1.5 min | 3 | 5 | 2 / 3 | 1 | 1 |"
+    assert sum(line.startswith("| Rule") for line in lines) == 0  # no rm_pretrain.json: no reward model, no row
+    assert lines[-3].count("|") == lines[-1].count("|")  # header and rows have the same columns

@@ -81,6 +81,25 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(data_dir):
     assert rows_a == rows_b and [r["step"] for r in rows_b] == [1, 2, 3, 4]
 
 
+def test_method_setup_runs_once_before_the_first_step_and_not_when_nothing_is_left(data_dir):
+    """One-off work (Cooper's RM pretraining) happens in setup, outside step 1's timed collect."""
+    cfg = tiny_config(data_dir, steps=4, save_every=2)
+    trainer = Trainer(cfg, data_dir / "run-setup")
+    calls = []
+    collect = trainer.method.collect
+    trainer.method.setup = lambda: calls.append("setup")
+    trainer.method.collect = lambda step: calls.append(f"collect {step}") or collect(step)
+    trainer.run(max_steps=2)
+    assert calls == ["setup", "collect 0", "collect 1"]
+    resumed = Trainer(cfg, data_dir / "run-setup", resume=True)
+    assert resumed.start_step == 2
+    resumed.method.setup = lambda: calls.append("setup again")
+    resumed.run(max_steps=2)  # nothing left before max_steps: no setup
+    assert calls[-1] == "collect 1"
+    resumed.run()  # steps 3-4: setup again, once, in this process
+    assert calls[3:] == ["setup again"] and (data_dir / "run-setup" / "final").is_dir()
+
+
 def test_checkpoint_contents_and_stale_config(data_dir):
     out = data_dir / "run-ckpt"
     Trainer(tiny_config(data_dir), out).run(max_steps=2)

@@ -125,10 +125,12 @@ class Cooper(GRPO):
         self._static_heldout: dict[str, float] | None = None
 
     # -- the step ------------------------------------------------------------
+    def setup(self) -> None:
+        if self.rm is None:  # not restored from a checkpoint: load the cached pretrained RM, or pretrain it
+            self.prepare_reward_model()
+
     def collect(self, step: int) -> Rollouts:
         t, cfg, o = self.trainer, self.cfg, self.options
-        if self.rm is None:
-            self.prepare_reward_model()
         records = t.records_for_step(step, cfg.prompts_per_step)
         prompt_ids = [t.prompt_ids(rec) for rec in records]
         completions = t.generate(prompt_ids, cfg.group_size)  # 1. rollouts

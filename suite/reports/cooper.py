@@ -99,19 +99,22 @@ def negatives_table(logs: dict, runs: Path) -> list[str]:
         return []
     lines = ["Reward-model data. Pretraining (hybrid annotation of base-policy samples): labelled triples, "
              "verified positives, sampled wrong answers, negatives rewritten by the assistant / by the rule-based "
-             "fallback, and the held-out pair accuracy before → after pretraining. RL steps (Cooper only): pairs "
+             "fallback, the held-out pair accuracy before → after pretraining, and its wall time (sampling, rewriting "
+             "and training; done once and shared by the runs with the same settings). RL steps (Cooper only): pairs "
              "used, questions skipped (no verified-correct rollout), assistant rewrites accepted / rejected, "
              "rule-based fallbacks, failures.", "",
-             "| run | triples | positives | sampled wrong | assistant | rule | held-out acc | "
+             "| run | triples | positives | sampled wrong | assistant | rule | held-out acc | pretraining | "
              "step pairs | skipped | assistant ok / rejected | rule | failed |",
-             "|---" * 12 + "|"]
+             "|---" * 13 + "|"]
     for label, info, s in rows:
         held = f"{_fmt(info.get('heldout_acc_before'))} → {_fmt(info.get('heldout_acc_after'))} (n = {info.get('heldout_pairs')})"
         steps = ["—"] * 5 if s["rm_pairs"] is None else [
             str(s["rm_pairs"]), str(s["rm_skipped"]), f"{s['neg_assistant']} / {s['neg_rejected']}", str(s["neg_rule"]),
             str(s["neg_failed"])]
+        took = f"{info['time_s'] / 60:.1f} min" if info.get("time_s") is not None else "—"
         lines.append(f"| {label} | {info['triples']} | {info['positives']} | {info['negatives_sampled']} | "
-                     f"{info['negatives_assistant']} | {info['negatives_rule']} | {held} | " + " | ".join(steps) + " |")
+                     f"{info['negatives_assistant']} | {info['negatives_rule']} | {held} | {took} | "
+                     + " | ".join(steps) + " |")
     return lines
 
 
