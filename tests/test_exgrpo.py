@@ -313,3 +313,27 @@ def test_report_hook_summarises_replay_and_levels(tmp_path):
     assert "| ONPOLICY | 6 | 30.0 → 40.0 | — | — | — | — | — | 1 |" in text  # GRPO: all fresh, entropy 1
     assert "| EXG | 100.0 | 100.0 |" in text and "| ONPOLICY | 100.0 | 0.0 |" in text
     assert (out / "replay.png").is_file() and (out / "buckets.png").is_file()
+
+
+def test_report_gain_over_onpolicy_per_benchmark_with_its_standard_error():
+    import pandas as pd
+
+    from suite.reports.exgrpo import gain_table
+
+    def row(exp, method, task, value, stderr, metric="acc"):
+        return {"experiment": exp, "label": exp.upper(), "method": method, "task": task, "metric": metric,
+                "value": value, "stderr": stderr}
+
+    df = pd.DataFrame([
+        row("base", "base", "arith", 0.30, 0.05),  # the untrained model is not part of the comparison
+        row("onp", "grpo", "arith", 0.40, 0.03), row("onp", "grpo", "math", 0.10, 0.04),
+        row("ex", "exgrpo", "arith", 0.52, 0.04), row("ex", "exgrpo", "math", 0.08, 0.03),
+        row("ex", "exgrpo", "math", 0.5, 0.1, metric="pass_at_k"),  # other metrics are ignored
+        row("ex", "exgrpo", "train", 0.9, None, metric="final_reward"),
+    ])
+    lines = gain_table(df, {"gain_over_onpolicy": {"text": "+3.5 (the abstract)"}})
+    assert "ONP" in lines[0] and lines[0].endswith("the paper: +3.5 (the abstract):")
+    assert lines[2] == "| run | arith | math |"
+    # 52 - 40 = +12.0, SE = sqrt(3² + 4²) = 5.0; 8 - 10 = -2.0, SE = sqrt(3² + 4²) = 5.0
+    assert lines[-1] == "| EX | +12.0 ± 5.0 | -2.0 ± 5.0 |"
+    assert gain_table(df[df.method != "grpo"], {}) == []  # no on-policy run: no table

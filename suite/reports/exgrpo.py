@@ -4,7 +4,8 @@ Called by :func:`suite.report.build_report` through ``extra_report`` in ``config
 Writes ``replay.png`` (accuracy of the fresh rollouts, buffer size, retired questions, and the mean
 token entropy of replayed vs fresh trajectories, per step, every trained run) and ``buckets.png``
 (questions per success-count bucket over steps, one panel per ExGRPO run), and returns markdown lines:
-a per-run summary and, when the arithmetic-levels task was evaluated, accuracy per difficulty level.
+the gain over on-policy GRPO per benchmark, a per-run summary and, when the arithmetic-levels task was
+evaluated, accuracy per difficulty level.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import read_jsonl  # noqa: E402
-from ..report import save_figure, training_logs  # noqa: E402
+from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
 
 WINDOW = 5  # steps averaged at the start and at the end of a run
 LEVEL_TASK = "arithmetic_levels"
@@ -136,10 +137,38 @@ def level_table(profile, paper: str, results: Path) -> list[str]:
     return lines
 
 
+def gain_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    """Each ExGRPO run minus on-policy GRPO per benchmark (points, ± SE), beside the paper's average gain.
+
+    The SE treats the two evaluations as independent (conservative: they share the problems). Needs exactly
+    one on-policy run (method ``grpo``) in the paper's experiments.
+    """
+    evals = df[(df.task != "train") & (df.metric == "acc")]
+    onpolicy = evals[evals.method == "grpo"]
+    runs = evals[evals.method == "exgrpo"]
+    if onpolicy.experiment.nunique() != 1 or runs.empty:
+        return []
+    ref = onpolicy.set_index("task")
+    tasks = [t for t in ref.index if t in set(runs.task)]
+    paper = meta.get("gain_over_onpolicy") or {}
+    lines = [f"Gain over on-policy GRPO ({ref.label.iloc[0]}), accuracy points, ± one standard error"
+             + (f"; the paper: {paper['text']}" if paper.get("text") else "") + ":", "",
+             "| run | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for _, g in runs.groupby("experiment", sort=False):
+        g = g.set_index("task")
+        cells = []
+        for t in tasks:
+            diff = 100 * (g.value[t] - ref.value[t])
+            se = 100 * float(np.hypot(g.stderr[t] or 0.0, ref.stderr[t] or 0.0))
+            cells.append(f"{diff:+.1f} ± {se:.1f}")
+        lines.append(f"| {g.label.iloc[0]} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out: Path) -> list[str]:
     logs = training_logs(profile, paper, runs)
     lines: list[str] = []
-    for part in (summary_table(logs), level_table(profile, paper, Path(results))):
+    for part in (gain_table(df, paper_numbers(paper)), summary_table(logs), level_table(profile, paper, Path(results))):
         if part:
             lines += part + [""]
     if plot_replay(logs, Path(out) / "replay.png"):
