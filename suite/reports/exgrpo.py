@@ -143,6 +143,8 @@ def gain_table(df: pd.DataFrame, meta: dict) -> list[str]:
     The SE treats the two evaluations as independent (conservative: they share the problems). Needs exactly
     one on-policy run (method ``grpo``) in the paper's experiments.
     """
+    if df is None or df.empty:
+        return []
     evals = df[(df.task != "train") & (df.metric == "acc")]
     onpolicy = evals[evals.method == "grpo"]
     runs = evals[evals.method == "exgrpo"]
