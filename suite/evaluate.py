@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from . import import_object
-from .io import read_json, read_jsonl, write_json, write_jsonl
+from .io import read_json, read_jsonl, samples_path, write_json, write_jsonl
 from .models import resolve_model
 from .rollout import has_vllm
 
@@ -151,7 +151,7 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
     )
     samples = output.get("samples", {}).get(task, [])
     result = _summarise(output, samples, task, task_cfg, model, limit, seed, backend, config_hash)
-    write_jsonl(Path(str(out) + ".samples.jsonl"), (_sample_row(s) for s in samples))
+    write_jsonl(samples_path(out), (_sample_row(s) for s in samples))
     write_json(out, result)
     return result
 
@@ -195,7 +195,7 @@ def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
     Tasks scored outside lm-eval's ``process_results`` (agents, games) cannot be rescored this way.
     """
     path = Path(path)
-    samples_path = Path(str(path) + ".samples.jsonl")
+    saved = samples_path(path)
     try:
         result = read_json(path)
     except ValueError as err:  # a half-written or malformed file
@@ -203,15 +203,15 @@ def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
     if not isinstance(result, dict) or not {"task", "metrics"} <= set(result):
         raise ValueError(f"{path}: not a results file written by `python -m suite evaluate` "
                          "(it needs the keys 'task' and 'metrics')")
-    if not samples_path.is_file():
-        raise FileNotFoundError(f"{path}: no saved responses at {samples_path}, so it cannot be rescored")
+    if not saved.is_file():
+        raise FileNotFoundError(f"{path}: no saved responses at {saved}, so it cannot be rescored")
     if result["task"] in CUSTOM_TASKS:
         raise TaskConfigError(f"{path}: task {result['task']!r} is scored by {CUSTOM_TASKS[result['task']]}, "
                               "not by a process_results function; evaluate it again instead")
     process = load_task_config(task_manager(tasks_dir), result["task"]).get("process_results")
     if not callable(process):
         raise TaskConfigError(f"{path}: task {result['task']!r} has no process_results function to rescore with")
-    rows = read_jsonl(samples_path)
+    rows = read_jsonl(saved)
     repeats = int((result.get("sampling") or {}).get("repeats") or 1)
     short = [row["id"] for row in rows if len(row["responses"]) < repeats]
     if short:
@@ -226,7 +226,7 @@ def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
         per_doc = [row["metrics"][name] for row in rows]
         result["metrics"][name] = {"value": sum(per_doc) / len(per_doc), "stderr": _stderr_of_mean(per_doc)}
     result["rescored"] = {"previous": previous, "by": "python -m suite rescore"}
-    write_jsonl(samples_path, rows)
+    write_jsonl(saved, rows)
     write_json(path, result)
     return result
 

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
+def samples_path(result: str | os.PathLike) -> Path:
+    """The per-sample file an evaluation writes beside its results JSON: ``<result>.samples.jsonl``."""
+    return Path(str(result) + ".samples.jsonl")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""

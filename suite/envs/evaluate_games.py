@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 
-from ..io import write_json, write_jsonl
+from ..io import samples_path, write_json, write_jsonl
 from .base import FALLBACKS, PROMPT_STYLES, Episode, LanguageAgentEnv, play_episodes
 from .registry import GAMES, REFERENCES, make_game, reference_policy
 
@@ -235,7 +235,7 @@ def evaluate_game(model: str, task: str, out: str | Path, *, data_dir: str = "da
         "seed": seed,
         "config_hash": config_hash,
     }
-    write_jsonl(Path(str(out) + ".samples.jsonl"), (
+    write_jsonl(samples_path(out), (
         {"id": f"{task}-test-{ep.seed}", "seed": ep.seed, "repeat": r, "success": ep.success, "return": ep.ret,
          "length": ep.length, "invalid": ep.invalid, "actions": [t.action for t in ep.turns],
          "responses": [t.response for t in ep.turns]} for ep, (_, r) in zip(episodes, pairs)))

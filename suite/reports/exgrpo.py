@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import read_jsonl  # noqa: E402
+from ..io import read_jsonl, samples_path  # noqa: E402
 from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
 
 WINDOW = 5  # steps averaged at the start and at the end of a run
@@ -120,7 +120,7 @@ def level_table(profile, paper: str, results: Path) -> list[str]:
     """Accuracy per difficulty level of the arithmetic-levels eval, from its per-sample file."""
     per_exp = {}
     for exp in profile.of_paper(paper):
-        path = profile.eval_path(results, exp.name, LEVEL_TASK).with_suffix(".json.samples.jsonl")
+        path = samples_path(profile.eval_path(results, exp.name, LEVEL_TASK))
         if LEVEL_TASK in exp.eval_tasks and path.is_file():
             rows = [(int(re.match(r"arithlv(\d+)-", r["id"]).group(1)), r["metrics"]["acc"]) for r in read_jsonl(path)]
             per_exp[exp.label] = pd.DataFrame(rows, columns=["level", "acc"]).groupby("level").acc.agg(["mean", "count"])

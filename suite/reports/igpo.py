@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import read_jsonl  # noqa: E402
+from ..io import read_jsonl, samples_path  # noqa: E402
 from ..report import save_figure, training_logs  # noqa: E402
 
 CLOSED_BOOK = {"nq_open": "NQ", "hotpotqa": "HotpotQA"}
@@ -56,7 +56,7 @@ def search_behaviour(profile, paper: str, results: Path) -> list[str]:
     rows = []
     for exp in profile.of_paper(paper):
         for task in exp.eval_tasks:
-            path = profile.eval_path(results, exp.name, task).with_suffix(".json.samples.jsonl")
+            path = samples_path(profile.eval_path(results, exp.name, task))
             if task not in SEARCH or not path.is_file():
                 continue
             responses = [r for s in read_jsonl(path) for r in s["responses"]]

@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path, read_jsonl  # noqa: E402
+from ..io import atomic_path, read_jsonl, samples_path  # noqa: E402
 from ..report import save_figure  # noqa: E402
 from ..tasks.mmlu import parse_answer  # noqa: E402
 
@@ -104,7 +104,7 @@ def answer_rates(profile, paper: str, results: Path) -> pd.DataFrame:
     rates: dict[str, dict[str, float]] = {}
     for exp in profile.of_paper(paper):
         for task in (t for t in exp.eval_tasks if t in CHOICE_PROBES):
-            samples = Path(str(profile.eval_path(results, exp.name, task)) + ".samples.jsonl")
+            samples = samples_path(profile.eval_path(results, exp.name, task))
             if not samples.is_file():
                 continue
             responses = [text for row in read_jsonl(samples) for text in row["responses"]]
