@@ -153,7 +153,9 @@ def gain_table(df: pd.DataFrame, meta: dict) -> list[str]:
     ref = onpolicy.set_index("task")
     tasks = [t for t in ref.index if t in set(runs.task)]
     paper = meta.get("gain_over_onpolicy") or {}
-    lines = [f"Gain over on-policy GRPO ({ref.label.iloc[0]}), accuracy points, ± one standard error"
+    label = ref.label.iloc[0]
+    named = "" if label == "on-policy GRPO" else f" ({label})"
+    lines = [f"Gain over on-policy GRPO{named}, accuracy points, ± one standard error"
              + (f"; the paper: {paper['text']}" if paper.get("text") else "") + ":", "",
              "| run | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for _, g in runs.groupby("experiment", sort=False):
