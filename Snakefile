@@ -28,6 +28,8 @@ DATA = config["data"]["dir"]
 RUNS = config["runs_dir"]
 RESULTS = config["results_dir"]
 MIRROR = config["data"].get("mirror") or os.environ.get("RLREPRO_DATA_MIRROR") or ""
+# one spelling per folder: '../shared/data' and '/work/shared/data' must not re-prepare every dataset
+MIRROR = os.path.realpath(MIRROR) if MIRROR else ""
 EXPERIMENTS = PROFILE.experiments
 PAPERS = PROFILE.papers()
 

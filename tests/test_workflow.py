@@ -84,6 +84,13 @@ def test_smoke_dag_end_to_end(workspace):
     again = snakemake(workspace, "results/smoke/foundation/table.md", "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # the same mirror folder spelled another way is no change either
+    cfg = yaml.safe_load((workspace / "config" / "smoke.yaml").read_text())
+    cfg["data"]["mirror"] = "./" + cfg["data"]["mirror"] + "/"
+    (workspace / "config" / "smoke_respelled.yaml").write_text(yaml.safe_dump(cfg))
+    again = snakemake(workspace, "results/smoke/foundation/table.md", "-n", "--configfile", "config/smoke_respelled.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+
     # one experiment changed: only its branch (train, its evals, the report) reruns
     cfg = yaml.safe_load((workspace / "config" / "smoke.yaml").read_text())
     cfg["experiments"]["grpo_arith"]["train"]["lr"] = 2.0e-3
