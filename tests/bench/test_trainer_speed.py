@@ -20,22 +20,15 @@ import time
 import pytest
 import torch
 
-from suite.config import TrainConfig
-from suite.data import load_records, prepare
+from benchmarks.trl_grpo import GROUP, PROMPTS, our_config, prepare_data, trl_dataset, trl_trainer
 from suite.models import SMOLLM2, load_model
-from suite.prompts import render
-from suite.rewards.math import math_reward
 
 pytestmark = pytest.mark.bench
-
-PROMPTS, GROUP, NEW_TOKENS, LR, SEED = 4, 4, 64, 1e-5, 0
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench-data")
-    prepare("arithmetic_2d", "train", root)
-    return root
+    return prepare_data(tmp_path_factory.mktemp("bench-data"))
 
 
 def _n_params() -> int:
@@ -53,9 +46,7 @@ def test_bf16_matmul_peak(benchmark):
 def test_ours(benchmark, data_dir, tmp_path):
     from suite.trainer import Trainer
 
-    cfg = TrainConfig(experiment="bench", model=SMOLLM2, data_dir=str(data_dir), train_dataset="arithmetic_2d",
-                      steps=1000, prompts_per_step=PROMPTS, group_size=GROUP, max_new_tokens=NEW_TOKENS, lr=LR,
-                      micro_batch_size=PROMPTS * GROUP, kl_coef=0.0, bf16=True, seed=SEED)
+    cfg = our_config(data_dir, steps=1000)
     trainer = Trainer(cfg, tmp_path / "ours")
     steps, tokens = itertools.count(), []
 
@@ -73,16 +64,10 @@ def test_ours(benchmark, data_dir, tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_trl(benchmark, data_dir, tmp_path, precision):
-    trl = pytest.importorskip("trl")
-    from datasets import Dataset
+    pytest.importorskip("trl")
     from transformers import TrainerCallback
 
-    records = load_records("arithmetic_2d", "train", data_dir)
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": render("math", r["prompt"])}],
-                                  "answers": r["answers"]} for r in records])
-
-    def reward(completions, answers, **_):
-        return [math_reward(c[0]["content"], a) for c, a in zip(completions, answers)]
+    dataset = trl_dataset(data_dir)
 
     class Tokens(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
@@ -94,15 +79,8 @@ def test_trl(benchmark, data_dir, tmp_path, precision):
 
     def setup():
         model, tokenizer = load_model(SMOLLM2)
-        args = trl.GRPOConfig(
-            output_dir=str(tmp_path / f"trl-{next(rounds)}"), per_device_train_batch_size=PROMPTS * GROUP,
-            num_generations=GROUP, max_completion_length=NEW_TOKENS, learning_rate=LR, beta=0.0,
-            bf16=precision == "bf16", use_cpu=True, gradient_checkpointing=False, max_steps=1,
-            logging_steps=1, report_to="none", save_strategy="no", seed=SEED, temperature=1.0,
-            disable_tqdm=True,
-        )
-        trainer = trl.GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
-                                  processing_class=tokenizer, callbacks=[Tokens()])
+        trainer = trl_trainer(model, tokenizer, dataset, tmp_path / f"trl-{next(rounds)}", precision, max_steps=1,
+                              callbacks=[Tokens()])
         return (trainer,), {}
 
     benchmark.pedantic(lambda trainer: trainer.train(), setup=setup, rounds=4, warmup_rounds=1, iterations=1)
