@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -298,8 +299,13 @@ class Trainer:
     def checkpoint_dir(self, step: int) -> Path:
         return self.out / "checkpoints" / f"step_{step:06d}"
 
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first: ``step_N`` directories (not a save cut short, ``step_N.partial``)."""
+        return sorted(p for p in (self.out / "checkpoints").glob("step_*")
+                      if re.fullmatch(r"step_\d+", p.name) and (p / STATE_FILE).is_file())
+
     def latest_checkpoint(self) -> Path | None:
-        done = sorted(p for p in (self.out / "checkpoints").glob("step_*") if (p / STATE_FILE).is_file())
+        done = self.checkpoints()
         return done[-1] if done else None
 
     def _resumable_checkpoint(self) -> tuple[Path | None, dict | None]:
@@ -338,8 +344,10 @@ class Trainer:
             "method": self.method.state_dict(), "config_hash": self.cfg.hash(),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
         })
-        for old in sorted((self.out / "checkpoints").glob("step_*"))[:-self.cfg.keep_checkpoints]:
+        for old in self.checkpoints()[:-self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
+        for cut_short in (self.out / "checkpoints").glob("step_*.partial"):
+            shutil.rmtree(cut_short, ignore_errors=True)
         return final
 
     def _load_state(self, state: dict) -> None:
@@ -372,4 +380,6 @@ def train(experiment, out_dir: str | Path, resume: bool = False, max_steps: int 
         write_json(Path(out_dir) / "done.json", {"experiment": cfg.experiment, "steps": cfg.steps,
                                                  "config_hash": cfg.hash(), "last_metrics": last,
                                                  "wall_time_s": time.time() - start, "config": copy.deepcopy(vars(cfg))})
+        # the run is complete and final/ is its result: drop the resume state (1.6 GB per checkpoint at 135M)
+        shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)
     return last

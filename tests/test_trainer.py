@@ -154,3 +154,32 @@ def test_multiple_ppo_epochs_use_recorded_old_logprobs(data_dir):
     stats = trainer.update(rollouts)
     assert stats["grad_norm"] > 0
     assert 0 < stats["clip_frac"] < 1  # lr 1e-3 moves the ratio out of [0.8, 1.2] on some tokens by epoch 2
+
+
+def test_a_save_cut_short_is_never_resumed_and_is_cleaned_up(data_dir):
+    """A checkpoint save that died (disk full) leaves ``step_N.partial``: resume takes the last complete one,
+    the next save removes the partial, and rotation counts complete checkpoints only."""
+    cfg = tiny_config(data_dir, steps=4, save_every=1, keep_checkpoints=2)
+    out = data_dir / "run-partial"
+    Trainer(cfg, out).run(max_steps=2)
+    partial = out / "checkpoints" / "step_000003.partial"
+    partial.mkdir()
+    (partial / "trainer_state.pt").write_bytes(b"cut short")  # what a full disk leaves
+    resumed = Trainer(cfg, out, resume=True)
+    assert resumed.start_step == 2
+    resumed.run(max_steps=3)
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["step_000002", "step_000003"]
+
+
+def test_a_completed_run_keeps_its_final_model_and_drops_its_resume_state(data_dir):
+    from types import SimpleNamespace
+
+    out = data_dir / "run-prune"
+    train(SimpleNamespace(train=tiny_config(data_dir, steps=2, save_every=1), name="t", method="grpo"), out)
+    assert (out / "final" / "model.safetensors").is_file() and (out / "done.json").is_file()
+    assert not (out / "checkpoints").exists()
+    # an interrupted run keeps them, to resume from
+    train(SimpleNamespace(train=tiny_config(data_dir, steps=3, save_every=1), name="t", method="grpo"),
+          data_dir / "run-cut", max_steps=2)
+    assert (data_dir / "run-cut" / "checkpoints" / "step_000002").is_dir()
