@@ -125,7 +125,7 @@ def _colors(methods) -> dict[str, str]:
 
 
 def plot_scatter(table: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     markers = dict(zip(sorted(table.target.unique()), "os^Dv"))
     colors = _colors(table.method)
     for r in table.itertuples():
@@ -137,7 +137,7 @@ def plot_scatter(table: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("target gain Δ_g (pp)")
     ax.set_title("Retaining by Doing: gain vs forgetting")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a point
     save_figure(fig, path)
 
 
