@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite.io import atomic_path, write_text
+from suite.io import write_text
 from suite.models import SMOLLM2, load_model
 
 from .trl_grpo import our_config, prepare_data, trl_dataset, trl_trainer
@@ -86,10 +86,9 @@ def markdown(summary: pd.DataFrame, window: int, command: str) -> str:
 
 
 def plot(curves: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from suite.report import save_figure  # sets the Agg backend
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for name, c in curves.groupby("trainer", sort=False):
@@ -101,10 +100,7 @@ def plot(curves: pd.DataFrame, path: Path) -> None:
     ax.set_title("GRPO reward per step (thin) and 5-step mean (thick)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:
