@@ -56,12 +56,15 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
                 })
         metrics_file = runs / exp.name / "metrics.jsonl"
         if exp.train is not None and metrics_file.is_file():
-            last = read_jsonl(metrics_file)[-1]
-            for metric in TRAIN_METRICS:
-                if metric in last:
-                    rows.append({"experiment": exp.name, "label": exp.label, "method": exp.method, "task": "train",
-                                 "metric": f"final_{metric}", "value": last[metric], "stderr": None,
-                                 "n": last["step"], "paper_value": None, "rescored_from": None})
+            log = read_jsonl(metrics_file)
+            last = log[-1]
+            train = {f"final_{m}": last[m] for m in TRAIN_METRICS if m in last}
+            if all("step_time" in row for row in log):  # the run's training time, the sum over its steps
+                train["train_minutes"] = sum(row["step_time"] for row in log) / 60
+            for metric, value in train.items():
+                rows.append({"experiment": exp.name, "label": exp.label, "method": exp.method, "task": "train",
+                             "metric": metric, "value": value, "stderr": None,
+                             "n": last["step"], "paper_value": None, "rescored_from": None})
     return pd.DataFrame(rows)
 
 
@@ -211,7 +214,8 @@ def build_report(profile: Profile, paper: str, results: str | Path, runs: str | 
         parts += ["", *hook(profile, paper, df, results, runs, out)]
     train = training_table(df)
     if train:
-        parts += ["", "Last training step:", "", train]
+        parts += ["", "Last training step (final_*) and training time (train_minutes: the sum of step_time over the "
+                  "run's steps, as logged):", "", train]
     settings = settings_table(profile, paper)
     if settings:
         parts += ["", "Training settings (as run; the profile's comments say how they were scaled from the paper):",

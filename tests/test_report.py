@@ -26,7 +26,8 @@ def toy(tmp_path, monkeypatch):
         (res / "evals" / owner / "gsm8k.json").write_text(
             json.dumps({"metrics": {"acc": {"value": value, "stderr": 0.1}}, "n": 2}))
     (runs / "toy_grpo").mkdir(parents=True)
-    log = "".join(json.dumps({"step": s, "reward": s / 10, "accuracy": s / 10}) + "\n" for s in (1, 2, 3))
+    log = "".join(json.dumps({"step": s, "reward": s / 10, "accuracy": s / 10, "step_time": 20.0 * s}) + "\n"
+                  for s in (1, 2, 3))
     (runs / "toy_grpo" / "metrics.jsonl").write_text(log)
     monkeypatch.setattr(report, "paper_numbers", lambda paper: {})
     return profile, res, runs, log
@@ -42,6 +43,8 @@ def test_report_reads_shared_untrained_results_and_shows_settings(toy):
     assert "| GRPO | grpo | tiny-llama | arithmetic_2d | 3 | 2 prompts × 4 samples | 32 | 2e-05 | 0.001 | 0.8 |" in table
     assert "| untrained | base |" not in table  # untrained rows have no settings
     assert (out / "toy_grpo.metrics.jsonl").read_text() == log
+    train = df[df.task == "train"].set_index("metric").value
+    assert train["train_minutes"] == pytest.approx((20 + 40 + 60) / 60) and train["final_step_time"] == 60.0
 
 
 def test_rescored_scores_are_marked_with_what_they_were(toy):
