@@ -148,6 +148,11 @@ REGISTRY: dict[str, DatasetSpec] = {
         # --- Retaining by Doing (issue 7): target tasks and probes ---
         DatasetSpec("countdown", generator="suite.tasks.retaining:countdown_split",
                     generator_kwargs={"train": {"split": "train", "n": 4000}, "test": {"split": "test", "n": 500}}),
+        # Countdown made easy (2-3 numbers and the target in 1..20), to ask whether a small model ever solves it
+        # (scripts/target_signal.py)
+        DatasetSpec("countdown_easy", generator="suite.tasks.retaining:countdown_split",
+                    generator_kwargs={split: {"split": split, "n": n, "n_numbers": (2, 3), "max_number": 20,
+                                              "max_target": 20} for split, n in (("train", 1000), ("test", 100))}),
         DatasetSpec("ifeval_like", generator="suite.tasks.retaining:ifeval_like_split",
                     generator_kwargs={"train": {"split": "train", "n": 4000}, "test": {"split": "test", "n": 500}}),
         DatasetSpec("mmlu", hub_id="cais/mmlu", hub_config="all", generator="suite.tasks.retaining:mmlu_split",

@@ -16,6 +16,7 @@ was tried.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 from pathlib import Path
@@ -83,6 +84,40 @@ def load_model(name: str, dtype: torch.dtype = torch.float32):
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+# Attention kernel on the CPU. PyTorch's CPU flash-attention kernel (SDPA) is slow for short rows and for
+# one-token decoding; plain ("eager") attention is faster there but keeps each layer's L x L probabilities
+# for the backward pass, so it loses (time and memory) on long rows. Measured by tests/bench/test_kernels.py
+# (results/bench/kernels.md): eager for training rows up to this many tokens and for all decoding, SDPA
+# beyond it and on GPUs.
+EAGER_MAX_TOKENS = 256
+
+
+def cpu_attention(device: torch.device, tokens: int | None) -> str | None:
+    """The attention implementation for a forward pass over rows of ``tokens`` tokens (None: decoding),
+    or None to keep the model's own (SDPA), as on a GPU."""
+    if device.type != "cpu":
+        return None
+    return "eager" if tokens is None or tokens <= EAGER_MAX_TOKENS else "sdpa"
+
+
+@contextlib.contextmanager
+def attention(model, implementation: str | None):
+    """Run ``model`` with another attention implementation inside the block (None: leave it).
+
+    Transformers reads ``config._attn_implementation`` at every forward pass, for the kernel and the
+    mask's layout alike, so switching it between calls is safe; the weights do not change.
+    """
+    previous = model.config._attn_implementation
+    if implementation is None or implementation == previous:
+        yield model
+        return
+    model.config._attn_implementation = implementation
+    try:
+        yield model
+    finally:
+        model.config._attn_implementation = previous
 
 
 def _looks_like_hub_id(name: str) -> bool:

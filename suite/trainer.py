@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .data import load_records
 from .io import append_jsonl, read_jsonl, replace_dir, write_json, write_jsonl
 from .losses import aggregate, clipped_surrogate, kl_penalty, masked_mean, selected_logprobs_and_entropy
-from .models import load_model, resolve_model
+from .models import attention, cpu_attention, load_model, resolve_model
 from .prompts import render
 from .rewards import get_reward, get_verifier
 from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, make_engine
@@ -172,7 +172,7 @@ class Trainer:
     # -- the update ----------------------------------------------------------
     def completion_logprobs(self, model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         width = batch.completion_ids.shape[1]
-        with autocast(self.device, self.cfg.bf16):
+        with autocast(self.device, self.cfg.bf16), attention(model, cpu_attention(self.device, batch.input_ids.shape[1])):
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                            position_ids=batch.position_ids, use_cache=False, logits_to_keep=width + 1).logits
         return selected_logprobs_and_entropy(logits[:, :-1] / self.cfg.temperature, batch.completion_ids)

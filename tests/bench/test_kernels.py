@@ -1,0 +1,79 @@
+"""The two CPU choices inside a training step, each against the alternative, on SmolLM2-135M-Instruct.
+
+- Sampling the next token: ``torch.multinomial`` (what ``generate(do_sample=True)`` calls) against
+  :class:`suite.rollout.InverseCDFSampler`, on 16 rows over the 49k-token vocabulary.
+- Attention: PyTorch's SDPA (the transformers default) against eager attention, for the training pass
+  (forward + backward of 2048 tokens in bf16 autocast, as rows of 128, 512 and 1024 tokens) and for
+  decoding (32 new tokens for 16 rows after a 58-token prompt, bf16 weights), which sets
+  ``suite.models.EAGER_MAX_TOKENS``.
+
+    pytest tests/bench/test_kernels.py -m bench --benchmark-json results/bench/kernels.json
+    python scripts/bench_report.py results/bench/kernels.json > results/bench/kernels.md
+
+Run with nothing else busy.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from suite.models import SMOLLM2, attention, load_model
+from suite.rollout import InverseCDFSampler, left_pad
+
+pytestmark = pytest.mark.bench
+
+ROWS, VOCAB = 16, 49152
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    model, tokenizer = load_model(SMOLLM2)
+    return model, tokenizer
+
+
+@pytest.mark.parametrize("sampler", ["multinomial", "inverse_cdf"])
+def test_sampling(benchmark, sampler):
+    torch.manual_seed(0)
+    scores = torch.randn(ROWS, VOCAB) * 3
+    if sampler == "multinomial":
+        benchmark(lambda: torch.multinomial(torch.softmax(scores, -1), 1))
+    else:
+        draw = InverseCDFSampler()
+        benchmark(lambda: draw(None, scores))
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+@pytest.mark.parametrize("row_tokens", [128, 512, 1024])
+def test_training_attention(benchmark, smollm2, row_tokens, impl):
+    model, _ = smollm2
+    model.train()
+    ids = torch.randint(0, VOCAB, (2048 // row_tokens, row_tokens), generator=torch.Generator().manual_seed(0))
+
+    def forward_backward():
+        with torch.autocast("cpu", dtype=torch.bfloat16), attention(model, impl):
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=65).logits
+        logits.float().logsumexp(-1).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    benchmark.pedantic(forward_backward, rounds=3, warmup_rounds=1, iterations=1)
+    benchmark.extra_info["row_tokens"] = row_tokens
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_decoding_attention(benchmark, smollm2, impl):
+    model, tokenizer = smollm2
+    sampler = copy.deepcopy(model).to(torch.bfloat16).eval()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 37 + 45? Put the final answer "
+                                             "within \\boxed{}."}], tokenize=False, add_generation_prompt=True)
+    ids, attn = left_pad([tokenizer(prompt, add_special_tokens=False)["input_ids"]] * ROWS, tokenizer.pad_token_id)
+
+    def decode():
+        with torch.no_grad(), attention(sampler, impl):
+            sampler.generate(input_ids=ids, attention_mask=attn, do_sample=False, max_new_tokens=32,
+                             min_new_tokens=32, pad_token_id=tokenizer.pad_token_id)
+
+    benchmark.pedantic(decode, rounds=3, warmup_rounds=1, iterations=1)
+    benchmark.extra_info["new_tokens"] = 32

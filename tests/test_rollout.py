@@ -1,0 +1,124 @@
+"""Generation on the CPU: the inverse-CDF sampler and the attention kernel chosen per pass."""
+
+import math
+
+import pytest
+import torch
+
+from suite.models import EAGER_MAX_TOKENS, TINY, attention, cpu_attention, load_model
+from suite.rollout import HFEngine, InverseCDFSampler, SamplingParams, left_pad, sampling_processors
+
+
+def test_inverse_cdf_sampler_draws_each_token_with_its_softmax_probability():
+    probs = torch.tensor([0.1, 0.2, 0.0, 0.7])
+    rows = 40_000
+    scores = probs.log().expand(rows, 4).clone()  # log 0 = -inf: a token that may never be drawn
+    torch.manual_seed(0)
+    out = InverseCDFSampler()(None, scores)
+    assert torch.isfinite(out).sum(-1).eq(1).all()  # exactly one token left per row
+    counts = torch.bincount(out.argmax(-1), minlength=4).float() / rows
+    assert counts[2] == 0
+    se = (probs * (1 - probs) / rows).sqrt()
+    assert ((counts - probs).abs() <= 4 * se + 1e-9).all(), counts
+
+
+def test_inverse_cdf_sampler_never_draws_a_token_of_probability_zero_at_the_ends():
+    # the mass sits on the middle tokens only: draws near u = 0 and u = total must stay inside it
+    scores = torch.tensor([[-math.inf, 0.0, 0.0, -math.inf]]).expand(10_000, 4).clone()
+    torch.manual_seed(1)
+    drawn = InverseCDFSampler()(None, scores).argmax(-1)
+    assert set(drawn.tolist()) == {1, 2}
+
+
+def test_sampling_processors_apply_temperature_and_top_p_before_the_draw():
+    # logits 0, log 2, log 7 -> probabilities 0.1, 0.2, 0.7; at T = 0.5 they become 1, 4, 49 (/54)
+    scores = torch.tensor([[0.0, math.log(2), math.log(7)]]).expand(40_000, 3).clone()
+    torch.manual_seed(2)
+    drawn = sampling_processors(SamplingParams(max_new_tokens=1, temperature=0.5))(None, scores).argmax(-1)
+    freq = torch.bincount(drawn, minlength=3).float() / len(drawn)
+    expected = torch.tensor([1, 4, 49]) / 54
+    assert (freq - expected).abs().max() < 4 * (0.25 / len(drawn)) ** 0.5, freq
+    # top-p 0.6 keeps the smallest set with mass >= 0.6: token 2 alone
+    drawn = sampling_processors(SamplingParams(max_new_tokens=1, top_p=0.6))(None, scores).argmax(-1)
+    assert drawn.eq(2).all()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = load_model(TINY)
+    return model.eval(), tokenizer
+
+
+def test_engine_samples_the_first_token_as_transformers_multinomial_does(tiny):
+    """Ours and ``generate(do_sample=True)`` both pass a chi-square test against the exact distribution."""
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer, batch_size=4000, bf16=False)
+    prompt = tokenizer("What is 12 + 34?")["input_ids"]
+    n, temperature = 4000, 0.3  # a peaked distribution, so most of its mass is in well-filled cells
+    torch.manual_seed(0)
+    # the engine drops a trailing pad token, so a drawn pad comes back as an empty completion
+    ours = [c[0] if c else tokenizer.pad_token_id
+            for c in engine.generate([prompt], SamplingParams(max_new_tokens=1, n=n, temperature=temperature))]
+    ids, attn = left_pad([prompt] * n, tokenizer.pad_token_id)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        theirs = model.generate(input_ids=ids, attention_mask=attn, do_sample=True, top_k=0, max_new_tokens=1,
+                                temperature=temperature, pad_token_id=tokenizer.pad_token_id)[:, -1].tolist()
+        exact = torch.softmax(model(input_ids=torch.tensor([prompt])).logits[0, -1].double() / temperature, -1)
+
+    def chi_square(draws):
+        """Pearson's statistic over cells expecting >= 5 draws (the rest pooled into one cell), and its df."""
+        counts = torch.bincount(torch.tensor(draws), minlength=exact.numel()).double()
+        big = exact * n >= 5
+        observed = torch.cat([counts[big], counts[~big].sum(0, keepdim=True)])
+        expected = torch.cat([exact[big] * n, exact[~big].sum(0, keepdim=True) * n])
+        return float(((observed - expected) ** 2 / expected).sum()), len(observed) - 1
+
+    for draws in (ours, theirs):
+        stat, df = chi_square(draws)
+        assert df >= 10 and stat < df + 4 * (2 * df) ** 0.5, (stat, df)  # ~4 SD above the mean df
+    # an off-by-one draw (the token after the sampled one) fails the same test
+    shifted, df = chi_square([(t + 1) % exact.numel() for t in ours])
+    assert shifted > df + 4 * (2 * df) ** 0.5
+
+
+def test_engine_with_a_tiny_top_p_decodes_greedily(tiny):
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer, bf16=False)
+    prompts = [tokenizer("What is 1 + 2?")["input_ids"], tokenizer("The quick brown")["input_ids"]]
+    sampled = engine.generate(prompts, SamplingParams(max_new_tokens=8, top_p=1e-9, n=2))
+    greedy = engine.generate(prompts, SamplingParams(max_new_tokens=8, greedy=True, n=2))
+    assert sampled == greedy
+
+
+def test_cpu_attention_is_eager_for_short_rows_and_decoding_and_untouched_on_gpu():
+    cpu = torch.device("cpu")
+    assert cpu_attention(cpu, None) == "eager"
+    assert cpu_attention(cpu, EAGER_MAX_TOKENS) == "eager"
+    assert cpu_attention(cpu, EAGER_MAX_TOKENS + 1) == "sdpa"
+    assert cpu_attention(torch.device("cuda"), 10) is None
+
+
+def test_eager_and_sdpa_give_the_same_logprobs_on_left_padded_rows(tiny):
+    model, tokenizer = tiny
+    rows = [tokenizer(t)["input_ids"] for t in ["What is 12 + 34? The answer", "Paris", "The quick brown fox."]]
+    ids, attn = left_pad(rows, tokenizer.pad_token_id)
+    positions = (attn.cumsum(1) - 1).clamp(min=0)
+    out = {}
+    with torch.no_grad():
+        for impl in ("sdpa", "eager"):
+            with attention(model, impl):
+                out[impl] = torch.log_softmax(model(input_ids=ids, attention_mask=attn, position_ids=positions)
+                                              .logits, -1)
+    real = attn.bool()
+    assert torch.allclose(out["sdpa"][real], out["eager"][real], atol=1e-5)
+
+
+def test_attention_switch_is_undone_after_the_block_even_on_error(tiny):
+    model, _ = tiny
+    before = model.config._attn_implementation
+    with pytest.raises(RuntimeError):
+        with attention(model, "eager" if before != "eager" else "sdpa"):
+            assert model.config._attn_implementation != before
+            raise RuntimeError("boom")
+    assert model.config._attn_implementation == before
