@@ -22,7 +22,6 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
-from .models import attention, cpu_attention
 
 @dataclass
 class SamplingParams:
@@ -85,20 +84,20 @@ def trim_at_eos(ids: list[int], eos_ids: set[int], pad_id: int | None) -> list[i
 class InverseCDFSampler:
     """A logits processor that draws the next token from ``softmax(scores)`` and leaves only it finite.
 
-    Run with greedy decoding, it samples exactly as ``do_sample=True`` does, but by inverse-CDF (a cumulative
-    sum and a binary search) instead of ``torch.multinomial``, which on this CPU takes ~40x longer for a
-    batch of 16 rows over SmolLM2's 49k-token vocabulary (tests/bench/test_kernels.py). Draws use torch's
-    global generator, so a seeded run repeats.
+    Run with greedy decoding, it samples as ``do_sample=True`` does, but by inverse CDF (a cumulative sum
+    and a binary search) instead of ``torch.multinomial``, which on this CPU takes ~10x longer for 16 rows
+    over SmolLM2's 49k-token vocabulary (tests/bench/test_kernels.py). In float32, as transformers' own
+    sampler: each token's drawn probability is its softmax probability within one rounding of the running
+    sum (≤ 6e-8). Draws use torch's global generator, so a seeded run repeats.
     """
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(scores.double(), dim=-1)
-        cdf = probs.cumsum(-1)
-        u = torch.rand(cdf.shape[0], 1, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
-        # the first token whose cumulative mass exceeds u; a token of probability 0 never qualifies
-        tokens = torch.searchsorted(cdf, u, right=True)
-        last_possible = cdf.shape[-1] - 1 - (probs > 0).flip(-1).to(torch.int8).argmax(-1, keepdim=True)
-        tokens = torch.minimum(tokens, last_possible)  # u rounded up to the total mass (≈1e-16 per draw)
+        cdf = torch.softmax(scores.float(), dim=-1).cumsum_(-1)
+        total = cdf[:, -1:].contiguous()
+        u = torch.rand(cdf.shape[0], 1, device=cdf.device) * total
+        # the first token whose cumulative mass exceeds u (a token of probability 0 never does), capped at the
+        # last token with any mass, the first to reach the total (for u rounded up to the total)
+        tokens = torch.minimum(torch.searchsorted(cdf, u, right=True), torch.searchsorted(cdf, total))
         return torch.full_like(scores, float("-inf")).scatter_(-1, tokens, 0.0)
 
 
@@ -149,11 +148,10 @@ class HFEngine:
                 # do_sample=False: argmax over scores that a sampling processor has already reduced to one draw
                 sampling = {} if params.greedy else {"logits_processor": sampling_processors(params)}
                 stopping = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer} if params.stop else {}
-                with attention(self.model, cpu_attention(device, None)):
-                    gen = self.model.generate(
-                        input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False, **sampling,
-                        **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                    )
+                gen = self.model.generate(
+                    input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False, **sampling,
+                    **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                )
                 for row in gen[:, ids.shape[1]:].tolist():
                     row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
                     out.append(cut_at_stop(row, params.stop, self.tokenizer))

@@ -1,4 +1,4 @@
-"""Generation on the CPU: the inverse-CDF sampler and the attention kernel chosen per pass."""
+"""CPU speed choices: the inverse-CDF sampler in generation, and the attention kernel of a training pass."""
 
 import math
 
@@ -28,6 +28,17 @@ def test_inverse_cdf_sampler_never_draws_a_token_of_probability_zero_at_the_ends
     torch.manual_seed(1)
     drawn = InverseCDFSampler()(None, scores).argmax(-1)
     assert set(drawn.tolist()) == {1, 2}
+
+
+@pytest.mark.parametrize("u, expected", [(0.0, 1), (0.4999, 1), (0.5, 2), (1.0, 2)])
+def test_inverse_cdf_sampler_at_the_edges_of_the_uniform_draw(monkeypatch, u, expected):
+    # probabilities 0, 0.5, 0.5, 0: u = 0 and u = 1 (the total, reachable by rounding) still land on mass
+    real_rand = torch.rand
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.full(shape, u))
+    scores = torch.tensor([[-math.inf, 0.0, 0.0, -math.inf]])
+    drawn = InverseCDFSampler()(None, scores).argmax(-1).item()
+    monkeypatch.setattr(torch, "rand", real_rand)
+    assert drawn == expected
 
 
 def test_sampling_processors_apply_temperature_and_top_p_before_the_draw():
@@ -91,9 +102,9 @@ def test_engine_with_a_tiny_top_p_decodes_greedily(tiny):
     assert sampled == greedy
 
 
-def test_cpu_attention_is_eager_for_short_rows_and_decoding_and_untouched_on_gpu():
+def test_cpu_attention_is_eager_for_short_rows_only_and_untouched_on_gpu():
     cpu = torch.device("cpu")
-    assert cpu_attention(cpu, None) == "eager"
+    assert cpu_attention(cpu, 1) == "eager"
     assert cpu_attention(cpu, EAGER_MAX_TOKENS) == "eager"
     assert cpu_attention(cpu, EAGER_MAX_TOKENS + 1) == "sdpa"
     assert cpu_attention(torch.device("cuda"), 10) is None
