@@ -86,21 +86,21 @@ def load_model(name: str, dtype: torch.dtype = torch.float32):
     return model, tokenizer
 
 
-# Attention kernel for training passes on the CPU. PyTorch's CPU flash-attention kernel (SDPA, the transformers
-# default) is slow for short rows; plain ("eager") attention is faster there but keeps each layer's L x L
-# probabilities for the backward pass, so it loses on long rows. tests/bench/test_kernels.py
-# (results/bench/kernels.md), forward + backward of 2048 tokens: eager 1.08x faster at 128-token rows, 1.10x at
-# 512, 0.69x at 1024. The cut-off is 256, not 512, because at 512 the kept probabilities about double a layer's
-# activation memory. Decoding keeps SDPA (the two measured the same).
+# Attention kernel on the CPU. PyTorch's CPU flash-attention kernel (SDPA, the transformers default) is slow
+# for short rows and for one-token decoding steps; plain ("eager") attention is faster there but keeps each
+# layer's L x L probabilities for the backward pass, so it loses on long training rows. Measured by
+# tests/bench/test_kernels.py (results/bench/kernels.md): eager is faster for decoding and for training rows of
+# 128 and 512 tokens, slower at 1024. The training cut-off is 256, not 512, because at 512 the kept
+# probabilities about double a layer's activation memory.
 EAGER_MAX_TOKENS = 256
 
 
-def cpu_attention(device: torch.device, tokens: int) -> str | None:
-    """The attention implementation for a training forward pass over rows of ``tokens`` tokens, or None to
-    keep the model's own (SDPA), as on a GPU."""
+def cpu_attention(device: torch.device, tokens: int | None) -> str | None:
+    """The attention implementation for a training pass over rows of ``tokens`` tokens (None: generation),
+    or None to keep the model's own (SDPA), as on a GPU."""
     if device.type != "cpu":
         return None
-    return "eager" if tokens <= EAGER_MAX_TOKENS else "sdpa"
+    return "eager" if tokens is None or tokens <= EAGER_MAX_TOKENS else "sdpa"
 
 
 @contextlib.contextmanager

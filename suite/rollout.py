@@ -22,6 +22,7 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
+from .models import attention, cpu_attention
 
 @dataclass
 class SamplingParams:
@@ -148,10 +149,11 @@ class HFEngine:
                 # do_sample=False: argmax over scores that a sampling processor has already reduced to one draw
                 sampling = {} if params.greedy else {"logits_processor": sampling_processors(params)}
                 stopping = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer} if params.stop else {}
-                gen = self.model.generate(
-                    input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False, **sampling,
-                    **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                )
+                with attention(self.model, cpu_attention(device, None)):
+                    gen = self.model.generate(
+                        input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False, **sampling,
+                        **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                    )
                 for row in gen[:, ids.shape[1]:].tolist():
                     row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
                     out.append(cut_at_stop(row, params.stop, self.tokenizer))
@@ -266,10 +268,16 @@ class Batch:
     has_old_logp: torch.Tensor  # [B] bool: row carries recorded log-probs
     off_policy: torch.Tensor | None = None  # [B] bool: row replayed from a buffer (Rollouts.off_policy)
     entropy: torch.Tensor | None = None  # [B, C] token entropy of the update's forward pass (set by the trainer)
+    # When rows share prompts (a GRPO group): the U distinct prompts, left-padded to the same width P as
+    # input_ids' prompt part, and each row's index into them; None when every row's prompt is its own.
+    distinct_prompts: torch.Tensor | None = None  # [U, P]
+    distinct_prompt_mask: torch.Tensor | None = None  # [U, P]
+    prompt_of_row: torch.Tensor | None = None  # [B] long
 
     def to(self, device) -> "Batch":
         for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "loss_mask",
-                     "advantages", "old_logp", "has_old_logp", "off_policy"):
+                     "advantages", "old_logp", "has_old_logp", "off_policy", "distinct_prompts",
+                     "distinct_prompt_mask", "prompt_of_row"):
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name).to(device))
         return self
@@ -296,8 +304,15 @@ def collate(r: Rollouts, rows: Sequence[int], pad_id: int) -> Batch:
         if r.old_logp is not None and r.old_logp[i] is not None:
             old[j, :length] = torch.tensor(r.old_logp[i])
             has_old[j] = True
-    attention = torch.cat([attn_p, attn_c], dim=1)
-    positions = (attention.cumsum(1) - 1).clamp(min=0)
-    return Batch(input_ids=torch.cat([prompt, comp], dim=1), attention_mask=attention, position_ids=positions,
-                 completion_ids=comp, loss_mask=mask, advantages=adv, old_logp=old, has_old_logp=has_old,
-                 off_policy=torch.tensor([bool(r.off_policy and r.off_policy[i]) for i in rows], dtype=torch.bool))
+    attended = torch.cat([attn_p, attn_c], dim=1)
+    positions = (attended.cumsum(1) - 1).clamp(min=0)
+    batch = Batch(input_ids=torch.cat([prompt, comp], dim=1), attention_mask=attended, position_ids=positions,
+                  completion_ids=comp, loss_mask=mask, advantages=adv, old_logp=old, has_old_logp=has_old,
+                  off_policy=torch.tensor([bool(r.off_policy and r.off_policy[i]) for i in rows], dtype=torch.bool))
+    prompts = [tuple(r.prompt_ids[i]) for i in rows]
+    distinct = list(dict.fromkeys(prompts))
+    if len(distinct) < n:
+        index = {p: k for k, p in enumerate(distinct)}
+        batch.distinct_prompts, batch.distinct_prompt_mask = left_pad([list(p) for p in distinct], pad_id)
+        batch.prompt_of_row = torch.tensor([index[p] for p in prompts])
+    return batch

@@ -171,15 +171,39 @@ class Trainer:
 
     # -- the update ----------------------------------------------------------
     def completion_logprobs(self, model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probs (and entropies) of the batch's completions under ``model``.
+
+        Rows that answer the same prompt (a GRPO group) share one pass over it: the prompt's keys and values
+        are computed once per distinct prompt and gathered for its rows, gradients included, so the prompt
+        costs 1/G of the compute. Same numbers as one pass over each row's full sequence (tests/test_trainer.py).
+        """
         width = batch.completion_ids.shape[1]
         with autocast(self.device, self.cfg.bf16), attention(model, cpu_attention(self.device, batch.input_ids.shape[1])):
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                           position_ids=batch.position_ids, use_cache=False, logits_to_keep=width + 1).logits
+            if batch.prompt_of_row is None:
+                logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                               position_ids=batch.position_ids, use_cache=False, logits_to_keep=width + 1).logits
+            else:
+                prompt_width = batch.distinct_prompts.shape[1]
+                prompt = model(input_ids=batch.distinct_prompts, attention_mask=batch.distinct_prompt_mask,
+                               position_ids=(batch.distinct_prompt_mask.cumsum(1) - 1).clamp(min=0),
+                               use_cache=True, logits_to_keep=1)
+                cache = prompt.past_key_values
+                cache.reorder_cache(batch.prompt_of_row)  # index_select per layer: one copy per row, differentiable
+                rest = model(input_ids=batch.completion_ids, attention_mask=batch.attention_mask,
+                             position_ids=batch.position_ids[:, prompt_width:], past_key_values=cache,
+                             use_cache=True, logits_to_keep=width)
+                logits = torch.cat([prompt.logits[batch.prompt_of_row], rest.logits], dim=1)
         return selected_logprobs_and_entropy(logits[:, :-1] / self.cfg.temperature, batch.completion_ids)
 
     def micro_batches(self, r: Rollouts) -> list[list[int]]:
-        """Rows sorted by length, then chunked, so little compute goes to padding."""
-        order = sorted(range(len(r)), key=lambda i: len(r.prompt_ids[i]) + len(r.completion_ids[i]))
+        """Rows chunked in an order that keeps the rows of one prompt together (their prompt is computed once,
+        :meth:`completion_logprobs`) and puts prompts of similar length side by side (little padding): by the
+        prompt's longest row, then the prompt, then completion length."""
+        longest: dict[tuple, int] = {}
+        for p, c in zip(r.prompt_ids, r.completion_ids):
+            longest[tuple(p)] = max(longest.get(tuple(p), 0), len(p) + len(c))
+        order = sorted(range(len(r)), key=lambda i: (longest[tuple(r.prompt_ids[i])], r.prompt_ids[i],
+                                                     len(r.completion_ids[i])))
         size = self.cfg.micro_batch_size
         return [order[i:i + size] for i in range(0, len(order), size)]
 

@@ -35,6 +35,48 @@ def test_trim_at_eos_keeps_the_eos_and_drops_padding():
     assert trim_at_eos([4, 5, 0, 0], eos_ids={2}, pad_id=0) == [4, 5]
 
 
+def test_collate_lists_the_distinct_prompts_only_when_rows_share_one():
+    r = Rollouts(prompt_ids=[[5, 6, 7], [8], [5, 6, 7]], completion_ids=[[1], [2], [3]], loss_mask=[[1]] * 3,
+                 advantages=[[0.0]] * 3, rewards=[0, 0, 0], correct=[False] * 3, group=[0, 1, 0])
+    b = collate(r, [0, 1, 2], pad_id=0)
+    assert b.distinct_prompts.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert b.distinct_prompt_mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert b.prompt_of_row.tolist() == [0, 1, 0]
+    # the full layout is there too, and agrees
+    assert torch.equal(b.input_ids[:, :3], b.distinct_prompts[b.prompt_of_row])
+    assert collate(r, [0, 1], pad_id=0).prompt_of_row is None
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_shared_prompt_pass_gives_the_logprobs_and_gradients_of_one_pass_per_row(data_dir, bf16):
+    """Two prompts of different lengths, three completions each, rows interleaved: the shared-prompt path
+    (one pass per distinct prompt, keys and values gathered per row) equals a full pass over every row."""
+    trainer = Trainer(tiny_config(data_dir, kl_coef=0.0, bf16=bf16), data_dir / f"run-shared-{bf16}")
+    prompts = [trainer.prompt_ids(trainer.records[0]), trainer.prompt_ids(trainer.records[1])[:-3]]
+    completions = trainer.generate(prompts, n=3, max_new_tokens=8)
+    order = [0, 3, 1, 4, 2, 5]
+    r = Rollouts(prompt_ids=[prompts[i // 3] for i in order], completion_ids=[completions[i][:8 - i] for i in order],
+                 loss_mask=[[1] * (8 - i) for i in order], advantages=[[1.0] * (8 - i) for i in order],
+                 rewards=[0.0] * 6, correct=[False] * 6, group=[i // 3 for i in order])
+    assert len(set(map(len, r.prompt_ids))) == 2
+
+    def logp_and_grads(shared: bool):
+        batch = collate(r, list(range(6)), trainer.tokenizer.pad_token_id)
+        assert batch.prompt_of_row is not None
+        if not shared:
+            batch.prompt_of_row = None
+        trainer.policy.zero_grad()
+        logp, entropy = trainer.completion_logprobs(trainer.policy, batch)
+        (logp * batch.loss_mask).sum().backward()
+        return logp.detach() * batch.loss_mask, entropy * batch.loss_mask, [p.grad.clone() for p in trainer.policy.parameters()]
+
+    shared, full = logp_and_grads(True), logp_and_grads(False)
+    tol = dict(atol=0.05, rtol=0.05) if bf16 else dict(atol=1e-5, rtol=1e-4)
+    assert torch.allclose(shared[0], full[0], **tol)
+    assert torch.allclose(shared[1], full[1], **tol)
+    assert all(torch.allclose(a, b, **tol) for a, b in zip(shared[2], full[2]))
+
+
 def test_masked_tokens_do_not_contribute(data_dir):
     """Tokens with loss_mask 0 (observations) leave the loss and its gradient unchanged."""
     trainer = Trainer(tiny_config(data_dir, kl_coef=0.0), data_dir / "run-mask")

@@ -4,8 +4,8 @@
   :class:`suite.rollout.InverseCDFSampler`, on 16 rows over the 49k-token vocabulary.
 - Attention: PyTorch's SDPA (the transformers default) against eager attention, for the training pass
   (forward + backward of 2048 tokens in bf16 autocast, as rows of 128, 512 and 1024 tokens) and for
-  decoding (32 new tokens for 16 rows after a 58-token prompt, bf16 weights). The training rows set
-  ``suite.models.EAGER_MAX_TOKENS``; decoding showed no difference, so generation keeps SDPA.
+  decoding (one step's generation of the trainer benchmark: 4 prompts x 4 samples, 64 new tokens, the
+  trainer's own bf16 engine). The training rows set ``suite.models.EAGER_MAX_TOKENS``.
 
     pytest tests/bench/test_kernels.py -m bench --benchmark-json results/bench/kernels.json
     python scripts/bench_report.py results/bench/kernels.json > results/bench/kernels.md
@@ -15,13 +15,11 @@ Run with nothing else busy.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
 from suite.models import SMOLLM2, attention, load_model
-from suite.rollout import InverseCDFSampler, left_pad
+from suite.rollout import InverseCDFSampler
 
 pytestmark = pytest.mark.bench
 
@@ -62,18 +60,28 @@ def test_training_attention(benchmark, smollm2, row_tokens, impl):
     benchmark.extra_info["row_tokens"] = row_tokens
 
 
+@pytest.fixture(scope="module")
+def grpo_trainer(tmp_path_factory):
+    """The trainer of the GRPO speed benchmark (tests/bench/test_trainer_speed.py), for its rollout engine."""
+    from benchmarks.trl_grpo import our_config, prepare_data
+    from suite.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("kernels")
+    return Trainer(our_config(prepare_data(root / "data"), steps=1000), root / "run")
+
+
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
-def test_decoding_attention(benchmark, smollm2, impl):
-    model, tokenizer = smollm2
-    sampler = copy.deepcopy(model).to(torch.bfloat16).eval()
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 37 + 45? Put the final answer "
-                                             "within \\boxed{}."}], tokenize=False, add_generation_prompt=True)
-    ids, attn = left_pad([tokenizer(prompt, add_special_tokens=False)["input_ids"]] * ROWS, tokenizer.pad_token_id)
+def test_decoding_attention(benchmark, grpo_trainer, impl):
+    """One step's generation of the GRPO benchmark: 4 prompts x 4 samples, up to 64 new tokens at T = 1."""
+    from suite.rollout import SamplingParams
 
-    def decode():
-        with torch.no_grad(), attention(sampler, impl):
-            sampler.generate(input_ids=ids, attention_mask=attn, do_sample=False, max_new_tokens=32,
-                             min_new_tokens=32, pad_token_id=tokenizer.pad_token_id)
+    t = grpo_trainer
+    prompts = [t.prompt_ids(r) for r in t.records_for_step(0, 4)]
+    params = SamplingParams(max_new_tokens=64, n=4)
 
-    benchmark.pedantic(decode, rounds=3, warmup_rounds=1, iterations=1)
-    benchmark.extra_info["new_tokens"] = 32
+    def generate():
+        torch.manual_seed(0)
+        with attention(t.engine.model, impl):
+            return t.engine.generate(prompts, params)
+
+    benchmark.pedantic(generate, rounds=3, warmup_rounds=1, iterations=1)
