@@ -137,29 +137,47 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[int]]:
-        expanded = [p for p in prompts for _ in range(params.n)]
         device = next(self.model.parameters()).device
         was_training = self.model.training
         self.model.eval()
         out: list[list[int]] = []
+        # do_sample=False: argmax over scores that a sampling processor has already reduced to one draw
+        sampling = {} if params.greedy else {"logits_processor": sampling_processors(params)}
+        stopping = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer} if params.stop else {}
         try:
-            for start in range(0, len(expanded), self.batch_size):
-                chunk = expanded[start:start + self.batch_size]
-                ids, attn = left_pad(chunk, self.tokenizer.pad_token_id)
-                # do_sample=False: argmax over scores that a sampling processor has already reduced to one draw
-                sampling = {} if params.greedy else {"logits_processor": sampling_processors(params)}
-                stopping = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer} if params.stop else {}
-                with attention(self.model, cpu_attention(device, None)):
+            with attention(self.model, cpu_attention(device, None)):
+                for chunk, copies in self._chunks(prompts, params.n):
+                    ids, attn = (t.to(device) for t in left_pad(chunk, self.tokenizer.pad_token_id))
+                    cache = self._shared_prompt_cache(ids, attn, copies) if copies > 1 and ids.shape[1] > 1 else None
+                    ids, attn = ids.repeat_interleave(copies, 0), attn.repeat_interleave(copies, 0)
                     gen = self.model.generate(
-                        input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False, **sampling,
+                        input_ids=ids, attention_mask=attn, past_key_values=cache, do_sample=False, **sampling,
                         **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                     )
-                for row in gen[:, ids.shape[1]:].tolist():
-                    row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
-                    out.append(cut_at_stop(row, params.stop, self.tokenizer))
+                    for row in gen[:, ids.shape[1]:].tolist():
+                        row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
+                        out.append(cut_at_stop(row, params.stop, self.tokenizer))
         finally:
             self.model.train(was_training)
         return out
+
+    def _chunks(self, prompts: Sequence[list[int]], n: int) -> list[tuple[list[list[int]], int]]:
+        """(distinct prompts, copies of each) per ``generate`` call, at most ``batch_size`` rows each: whole
+        groups of ``n`` while a group fits, else one copy per row."""
+        if 1 < n <= self.batch_size:
+            per_call = self.batch_size // n
+            return [(list(prompts[s:s + per_call]), n) for s in range(0, len(prompts), per_call)]
+        rows = [p for p in prompts for _ in range(n)]
+        return [(rows[s:s + self.batch_size], 1) for s in range(0, len(rows), self.batch_size)]
+
+    def _shared_prompt_cache(self, ids: torch.Tensor, attn: torch.Tensor, copies: int):
+        """Keys and values of all but the last prompt token, computed once per distinct prompt and repeated for
+        its ``copies`` samples; ``generate`` then feeds only the last prompt token (it skips what is cached)."""
+        positions = (attn[:, :-1].cumsum(1) - 1).clamp(min=0)
+        cache = self.model(input_ids=ids[:, :-1], attention_mask=attn[:, :-1], position_ids=positions,
+                           use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(copies)
+        return cache
 
 
 class VLLMEngine:

@@ -133,3 +133,28 @@ def test_attention_switch_is_undone_after_the_block_even_on_error(tiny):
             assert model.config._attn_implementation != before
             raise RuntimeError("boom")
     assert model.config._attn_implementation == before
+
+
+def test_copies_of_a_prompt_share_its_prefill_and_decode_as_separate_rows_do(tiny):
+    """n samples of a prompt start from one prefill (its keys and values repeated): same tokens, greedy or
+    sampled at a fixed seed, as n separate rows; prompts of different lengths, so left padding is involved."""
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer, bf16=False)
+    prompts = [tokenizer("What is 12 + 34? The answer")["input_ids"], tokenizer("Paris")["input_ids"]]
+    rows = [p for p in prompts for _ in range(3)]
+    for params in (SamplingParams(max_new_tokens=10, greedy=True), SamplingParams(max_new_tokens=10, temperature=0.7)):
+        torch.manual_seed(3)
+        shared = engine.generate(prompts, SamplingParams(**{**vars(params), "n": 3}))
+        torch.manual_seed(3)
+        separate = engine.generate(rows, params)
+        assert shared == separate
+        assert engine._chunks(prompts, 3) == [(prompts, 3)]
+
+
+def test_generation_chunks_keep_groups_whole_and_split_rows_when_a_group_is_too_big(tiny):
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer, batch_size=4, bf16=False)
+    a, b, c = [1], [2], [3]
+    assert engine._chunks([a, b, c], 2) == [([a, b], 2), ([c], 2)]
+    assert engine._chunks([a], 6) == [([a] * 4, 1), ([a] * 2, 1)]
+    assert engine._chunks([a, b], 1) == [([a, b], 1)]
