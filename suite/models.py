@@ -87,11 +87,11 @@ def load_model(name: str, dtype: torch.dtype = torch.float32):
 
 
 # Attention kernel on the CPU. PyTorch's CPU flash-attention kernel (SDPA, the transformers default) is slow
-# for short rows and for one-token decoding steps; plain ("eager") attention is faster there but keeps each
-# layer's L x L probabilities for the backward pass, so it loses on long training rows. Measured by
-# tests/bench/test_kernels.py (results/bench/kernels.md): eager is faster for decoding and for training rows of
-# 128 and 512 tokens, slower at 1024. The training cut-off is 256, not 512, because at 512 the kept
-# probabilities about double a layer's activation memory.
+# for short rows; plain ("eager") attention is faster there but keeps each layer's L x L probabilities for the
+# backward pass, so it loses on long training rows. Measured by tests/bench/test_kernels.py
+# (results/bench/kernels.md), forward + backward of 2048 tokens: eager 1.15x faster at 128-token rows, even at
+# 512, 0.66x at 1024; so eager up to 256 tokens. Generation (the trainer benchmark's step, its prompts
+# prefilled once per group) measured the same with either (0.99x); it uses eager, as the benchmarked trainer did.
 EAGER_MAX_TOKENS = 256
 
 
