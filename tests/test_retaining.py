@@ -56,6 +56,23 @@ def test_procedural_splits_are_disjoint_and_carry_the_reward_spec():
     assert retaining.countdown_split("test", 20) == test[:20]  # the first n do not depend on n
 
 
+def test_easy_countdown_dataset_has_small_solvable_puzzles(tmp_path):
+    """``countdown_easy`` (scripts/target_signal.py): 2-3 numbers and the target in 1..20, each puzzle solvable
+    (its expert expression passes the countdown verifier)."""
+    from suite.data import load_records, prepare
+    from suite.rewards import get_verifier
+
+    prepare("countdown_easy", "train", tmp_path)
+    records = load_records("countdown_easy", "train", tmp_path)
+    assert len(records) == 1000
+    verifier = get_verifier("countdown")
+    for r in records[:200]:
+        numbers, target = r["metadata"]["numbers"], r["metadata"]["target"]
+        assert 2 <= len(numbers) <= 3 and all(1 <= x <= 20 for x in numbers) and 1 <= target <= 20
+        assert verifier(f"\\boxed{{{r['metadata']['solution']}}}", r["answers"])
+    assert {len(r["metadata"]["numbers"]) for r in records} == {2, 3}
+
+
 def test_mmlu_arc_ifeval_from_the_mirror():
     train, test = retaining.mmlu_split("train", str(MIRROR)), retaining.mmlu_split("test", str(MIRROR))
     assert len(train) + len(test) == 30 and not {r["id"] for r in train} & {r["id"] for r in test}

@@ -6,7 +6,7 @@ TRL runs at its fastest here: fp32 and bf16 both measured, gradient checkpointin
 A bf16 matmul measures this machine's peak, to put each trainer's throughput against it
 (train FLOPs ~ 6 x parameters x tokens; generation FLOPs ~ 2 x parameters x generated tokens).
 
-    pytest tests/bench -m bench --benchmark-json results/bench/trainer.json
+    pytest tests/bench/test_trainer_speed.py -m bench --benchmark-json results/bench/trainer.json
     python scripts/bench_report.py results/bench/trainer.json
 
 Run with nothing else busy: one other process on 2 cores makes timings 2-6x worse.
