@@ -89,9 +89,9 @@ def load_model(name: str, dtype: torch.dtype = torch.float32):
 # Attention kernel on the CPU. PyTorch's CPU flash-attention kernel (SDPA, the transformers default) is slow
 # for short rows; plain ("eager") attention is faster there but keeps each layer's L x L probabilities for the
 # backward pass, so it loses on long training rows. Measured by tests/bench/test_kernels.py
-# (results/bench/kernels.md), forward + backward of 2048 tokens: eager 1.15x faster at 128-token rows, even at
-# 512, 0.66x at 1024; so eager up to 256 tokens. Generation (the trainer benchmark's step, its prompts
-# prefilled once per group) measured the same with either (0.99x); it uses eager, as the benchmarked trainer did.
+# (results/bench/kernels.md), forward + backward of 2048 tokens: eager 1.09x faster at 128-token rows, 1.04x
+# at 512, 0.61x at 1024 (runs differ by ~5 %); so eager up to 256 tokens. Generation (the trainer
+# benchmark's step) is 1.12x faster with eager.
 EAGER_MAX_TOKENS = 256
 
 

@@ -24,6 +24,7 @@ import torch
 
 from .models import attention, cpu_attention
 
+
 @dataclass
 class SamplingParams:
     max_new_tokens: int
@@ -86,8 +87,8 @@ class InverseCDFSampler:
     """A logits processor that draws the next token from ``softmax(scores)`` and leaves only it finite.
 
     Run with greedy decoding, it samples as ``do_sample=True`` does, but by inverse CDF (a cumulative sum
-    and a binary search) instead of ``torch.multinomial``, which on this CPU takes ~10x longer for 16 rows
-    over SmolLM2's 49k-token vocabulary (tests/bench/test_kernels.py). In float32, as transformers' own
+    and a binary search) instead of ``torch.multinomial``, which on this CPU takes 6-20x longer for 16 rows
+    over SmolLM2's 49k-token vocabulary (tests/bench/test_kernels.py, results/bench/kernels.md). In float32, as transformers' own
     sampler: each token's drawn probability is its softmax probability within one rounding of the running
     sum (≤ 6e-8). Draws use torch's global generator, so a seeded run repeats.
     """

@@ -71,17 +71,18 @@ def grpo_trainer(tmp_path_factory):
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
-def test_decoding_attention(benchmark, grpo_trainer, impl):
+def test_decoding_attention(benchmark, grpo_trainer, impl, monkeypatch):
     """One step's generation of the GRPO benchmark: 4 prompts x 4 samples, up to 64 new tokens at T = 1."""
-    from suite.rollout import SamplingParams
+    from suite import rollout
 
+    # the engine picks its attention itself (suite.models.cpu_attention): make it pick ``impl``
+    monkeypatch.setattr(rollout, "cpu_attention", lambda device, tokens: impl)
     t = grpo_trainer
     prompts = [t.prompt_ids(r) for r in t.records_for_step(0, 4)]
-    params = SamplingParams(max_new_tokens=64, n=4)
+    params = rollout.SamplingParams(max_new_tokens=64, n=4)
 
     def generate():
         torch.manual_seed(0)
-        with attention(t.engine.model, impl):
-            return t.engine.generate(prompts, params)
+        return t.engine.generate(prompts, params)
 
     benchmark.pedantic(generate, rounds=3, warmup_rounds=1, iterations=1)
