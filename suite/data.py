@@ -208,9 +208,15 @@ def prepare(spec: DatasetSpec | str, split: str, data_dir: str | os.PathLike = "
     if spec.generator is not None:
         generator = import_object(spec.generator, f"dataset {spec.name!r} generator")
         kwargs = dict(spec.generator_kwargs[split])
-        if "mirror" in inspect.signature(generator).parameters:  # a generator that reads a source itself
+        reads_source = "mirror" in inspect.signature(generator).parameters  # it reads the hub or a mirror itself
+        if reads_source:
             kwargs["mirror"] = mirror
-        records = generator(**kwargs)
+        try:
+            records = generator(**kwargs)
+        except OSError as err:  # datasets raises ConnectionError (an OSError) when the hub is out of reach
+            if not reads_source or mirror is not None:
+                raise
+            raise _hub_unreachable(spec, split, err) from err
     elif mirror is not None:
         records = _from_mirror(spec, split, Path(mirror))
     else:
@@ -257,12 +263,16 @@ def _from_hub(spec: DatasetSpec, split: str) -> list[dict]:
     try:
         rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_splits[split])
     except Exception as err:  # offline, gated, renamed: say how else to get it
-        raise DatasetNotFoundError(
-            f"dataset {spec.name!r} split {split!r}: could not read hub id {spec.hub_id!r} ({err}). "
-            f"Provide it either by (1) internet access to the hub, or (2) a local mirror folder "
-            f"holding {spec.mirror_files.get(split, '<file>')} via --mirror / ${MIRROR_ENV}."
-        ) from err
+        raise _hub_unreachable(spec, split, err) from err
     return _to_records(spec, split, rows, spec.fields)
+
+
+def _hub_unreachable(spec: DatasetSpec, split: str, err: Exception) -> DatasetNotFoundError:
+    return DatasetNotFoundError(
+        f"dataset {spec.name!r} split {split!r}: could not read hub id {spec.hub_id!r} ({err}). "
+        f"Provide it either by (1) internet access to the hub, or (2) a local mirror folder "
+        f"holding {spec.mirror_files.get(split, '<file>')} via --mirror / ${MIRROR_ENV}."
+    )
 
 
 def _read_rows(path: Path) -> Iterable[dict]:

@@ -50,6 +50,9 @@ def test_hub_failure_names_both_remedies(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DatasetNotFoundError, match="HuggingFaceH4/MATH-500.*local mirror"):
         prepare("math500", "test", tmp_path)
+    # a generator that reads the hub itself (MMLU's) fails the same way, not with datasets' ConnectionError
+    with pytest.raises(DatasetNotFoundError, match="'mmlu'.*cais/mmlu.*local mirror"):
+        prepare("mmlu", "train", tmp_path)
 
 
 def test_hub_rows_are_mapped_with_hub_field_names(tmp_path, monkeypatch):
