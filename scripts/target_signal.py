@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="write the Markdown table here (printed in any case)")
     args = ap.parse_args(argv)
+    for name in ("prompts", "samples", "max_new_tokens"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     command = " ".join(["python scripts/target_signal.py", *(sys.argv[1:] if argv is None else argv)])
     for dataset in TASKS:
         prepare(dataset, "train", args.data_dir)
