@@ -22,6 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "config" / "schema.yaml"
 NON_TRAINING_METHODS = {"base"}  # evaluated as is
+# loss keys of a method that sets none (plain GRPO's); a method class's ``defaults`` overrides them
+METHOD_DEFAULTS = {"loss_agg": "token-mean", "scale_rewards": True}
 
 
 class ConfigError(ValueError):
@@ -65,12 +67,15 @@ class TrainConfig:
     ppo_epochs: int = 1
     bf16: bool = True  # bf16 autocast for forward/backward and generation (fp32 master weights)
     # GRPO loss
-    scale_rewards: bool = True  # divide group-centred rewards by the group std
+    # divide group-centred rewards by the group std; None: the method's default (METHOD_DEFAULTS, Method.defaults)
+    scale_rewards: bool | None = None
     clip_eps_low: float = 0.2
     clip_eps_high: float = 0.2
     kl_coef: float = 0.0  # beta; no reference model is loaded when 0
     kl_estimator: str = "k3"  # k3 | k2
-    loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm | episode-step-token-mean (suite/losses.py);
+    # None: the method's default (METHOD_DEFAULTS, overridden by the method class's ``defaults``)
+    loss_agg: str | None = None
     # bookkeeping
     save_every: int = 10
     keep_checkpoints: int = 2
@@ -80,7 +85,25 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.adam_betas, list):
             self.adam_betas = tuple(self.adam_betas)
+        self.fill_method_defaults()
         self.validate()
+        # rollouts are sampled from the top-p truncated distribution, but the update scores tokens (ratio, KL)
+        # under the full one: a silent mismatch, so it is refused rather than trained
+        _check(self, "top_p", self.top_p == 1.0,
+               "is not supported for training: rollouts would be drawn from the top-p truncated distribution "
+               "while the update scores their tokens under the full one; set train.top_p: 1.0")
+
+    def fill_method_defaults(self) -> None:
+        """Fill the loss keys left unset (None) with the method's own: the class attribute ``defaults`` of
+        ``suite.algos.<method>`` over :data:`METHOD_DEFAULTS`. A value the profile sets wins."""
+        from .algos import METHODS, get_method
+
+        defaults = dict(METHOD_DEFAULTS)
+        if self.method in METHODS:  # an unknown method is reported by validate()
+            defaults.update(getattr(get_method(self.method), "defaults", None) or {})
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
 
     def validate(self) -> None:
         positive = ["steps", "prompts_per_step", "group_size", "max_new_tokens", "micro_batch_size",
@@ -96,7 +119,8 @@ class TrainConfig:
         _check(self, "max_grad_norm", self.max_grad_norm > 0, "must be > 0")
         _check(self, "weight_decay", self.weight_decay >= 0, "must be >= 0")
         _check(self, "lr_warmup_steps", 0 <= self.lr_warmup_steps <= self.steps, "must be in [0, steps]")
-        _choice(self, "loss_agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+        _choice(self, "loss_agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm",
+                                   "episode-step-token-mean"])
         _choice(self, "kl_estimator", ["k3", "k2"])
         _choice(self, "engine", ["auto", "hf", "vllm"])
         _choice(self, "lr_schedule", ["constant", "cosine"])

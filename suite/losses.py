@@ -8,9 +8,22 @@ policy that generated the token, ``ref_logp`` = under the frozen reference.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Sequence
+
 import torch
 
-AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm", "episode-step-token-mean")
+
+
+def episode_row_weights(episodes: Sequence[int] | None, n_rows: int) -> list[float]:
+    """Each row's weight under ``episode-step-token-mean``: ``1 / (E * T_e)`` for a row of episode e, with E
+    the number of distinct episodes among the rows and T_e the number of rows (steps) episode e has.
+    Without episode ids every row is an episode of one step (weights ``1 / n_rows``)."""
+    if not episodes:
+        return [1.0 / max(n_rows, 1)] * n_rows
+    steps = Counter(episodes)
+    return [1.0 / (len(steps) * steps[e]) for e in episodes]
 
 
 def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
@@ -41,7 +54,7 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3"
 
 
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, *, total_tokens: float,
-              total_seqs: int, max_len: int) -> torch.Tensor:
+              total_seqs: int, max_len: int, row_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Reduce per-token losses of a micro-batch to its share of the batch loss.
 
     The normalisers are the whole batch's (``total_tokens``, ``total_seqs``), so
@@ -50,7 +63,11 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, *, total_t
     - token-mean: sum over all tokens / number of trained tokens in the batch;
     - seq-mean-token-mean: mean over tokens of each sequence, then mean over sequences;
     - seq-mean-token-sum-norm: sum over tokens / ``max_len``, mean over sequences
-      (Dr. GRPO; ExGRPO's "sum divided by max response length").
+      (Dr. GRPO; ExGRPO's "sum divided by max response length");
+    - episode-step-token-mean: mean over tokens of each row (a step of an episode), then the rows'
+      weighted sum with ``row_weight`` (:func:`episode_row_weights`, computed over the whole batch:
+      ``1 / (E * T_e)``), i.e. mean over each episode's steps, then mean over episodes (MS-GRPO's
+      ``(1/G) sum_j (1/T_j) sum_t``). Without ``row_weight`` it is ``seq-mean-token-mean``.
     """
     masked = per_token * mask
     if mode == "token-mean":
@@ -58,6 +75,11 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, *, total_t
     if mode == "seq-mean-token-mean":
         per_seq = masked.sum(-1) / mask.sum(-1).clamp(min=1)
         return per_seq.sum() / total_seqs
+    if mode == "episode-step-token-mean":
+        per_seq = masked.sum(-1) / mask.sum(-1).clamp(min=1)
+        if row_weight is None:
+            return per_seq.sum() / total_seqs
+        return (per_seq * row_weight.to(per_seq.dtype)).sum()
     if mode == "seq-mean-token-sum-norm":
         return masked.sum() / (max_len * total_seqs)
     raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {AGGREGATIONS}")

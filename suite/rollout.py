@@ -22,6 +22,7 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
+from .losses import episode_row_weights
 from .models import attention, cpu_attention
 
 
@@ -263,6 +264,9 @@ class Rollouts:
     prompts: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # method-specific per-step metrics
     off_policy: list[bool] = field(default_factory=list)  # per row: replayed from a buffer (empty: none is)
+    # per row: the episode it is a step of (multi-step agents, ``loss_agg: episode-step-token-mean``); empty:
+    # every row is an episode of its own
+    episode: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -287,6 +291,7 @@ class Batch:
     has_old_logp: torch.Tensor  # [B] bool: row carries recorded log-probs
     off_policy: torch.Tensor | None = None  # [B] bool: row replayed from a buffer (Rollouts.off_policy)
     entropy: torch.Tensor | None = None  # [B, C] token entropy of the update's forward pass (set by the trainer)
+    row_weight: torch.Tensor | None = None  # [B] each row's weight in the whole batch (losses.episode_row_weights)
     # When rows share prompts (a GRPO group): the U distinct prompts, left-padded to the same width P as
     # input_ids' prompt part, and each row's index into them; None when every row's prompt is its own.
     distinct_prompts: torch.Tensor | None = None  # [U, P]
@@ -295,7 +300,7 @@ class Batch:
 
     def to(self, device) -> "Batch":
         for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "loss_mask",
-                     "advantages", "old_logp", "has_old_logp", "off_policy", "distinct_prompts",
+                     "advantages", "old_logp", "has_old_logp", "off_policy", "row_weight", "distinct_prompts",
                      "distinct_prompt_mask", "prompt_of_row"):
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name).to(device))
@@ -328,6 +333,8 @@ def collate(r: Rollouts, rows: Sequence[int], pad_id: int) -> Batch:
     batch = Batch(input_ids=torch.cat([prompt, comp], dim=1), attention_mask=attended, position_ids=positions,
                   completion_ids=comp, loss_mask=mask, advantages=adv, old_logp=old, has_old_logp=has_old,
                   off_policy=torch.tensor([bool(r.off_policy and r.off_policy[i]) for i in rows], dtype=torch.bool))
+    weights = episode_row_weights(r.episode, len(r))  # over all rows of r, so micro-batches sum to the batch
+    batch.row_weight = torch.tensor([weights[i] for i in rows])
     prompts = [tuple(r.prompt_ids[i]) for i in rows]
     distinct = list(dict.fromkeys(prompts))
     if len(distinct) < n:

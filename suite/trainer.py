@@ -222,9 +222,12 @@ class Trainer:
 
     def update(self, r: Rollouts) -> dict[str, float]:
         cfg = self.cfg
+        total_tokens = float(sum(sum(m) for m in r.loss_mask))
+        if total_tokens == 0:  # nothing to learn from (SFT without a correct sample): no optimizer step at all, so
+            self.scheduler.step()  # AdamW's step count, moments and weights (decay included) stay as they were
+            return {"loss": 0.0, "grad_norm": 0.0, "update_skipped": 1.0}
         if cfg.ppo_epochs > 1:
             self.fill_old_logprobs(r)
-        total_tokens = float(sum(sum(m) for m in r.loss_mask))
         sums: dict[str, float] = {}
         grad_norm = 0.0
         for _ in range(cfg.ppo_epochs):
@@ -240,7 +243,7 @@ class Trainer:
                         ref_logp, _ = self.completion_logprobs(self.ref, batch)
                 per_token, stats = self.method.token_loss(batch, logp, old, ref_logp)
                 loss = aggregate(per_token, batch.loss_mask, cfg.loss_agg, total_tokens=total_tokens,
-                                 total_seqs=len(r), max_len=cfg.max_new_tokens)
+                                 total_seqs=len(r), max_len=cfg.max_new_tokens, row_weight=batch.row_weight)
                 loss.backward()
                 # per-token stats are averaged over the batch's trained tokens and the epochs
                 weight = float(batch.loss_mask.sum()) / max(total_tokens, 1.0) / cfg.ppo_epochs

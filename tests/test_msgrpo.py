@@ -10,6 +10,8 @@ from suite.algos.msgrpo import Options, episode_advantages, sample_units, sampli
 from suite.config import TrainConfig
 from suite.data import prepare
 from suite.io import read_jsonl
+from suite.losses import aggregate, episode_row_weights
+from suite.rollout import Rollouts, collate
 from suite.trainer import Trainer
 
 
@@ -102,6 +104,48 @@ def test_profile_rejects_bad_algo_option():
     assert load_profile("config/smoke.yaml").experiments["msgrpo_random"].train is None
 
 
+# ------------------------------------------------ the objective's normalisation
+# Two episodes of different lengths: episode A has two steps (per-token losses 1, 2, 3 and 4), episode B one
+# (6, 8). The paper's J = (1/G) sum_j (1/T_j) sum_t mean_tokens: A = ((1+2+3)/3 + 4/1) / 2 = (2 + 4) / 2 = 3,
+# B = (6+8)/2 = 7, J = (3 + 7) / 2 = 5; token-mean would give 24/6 = 4, a mean over rows (2 + 4 + 7)/3 = 13/3.
+STEP_LOSS = [[1.0, 2.0, 3.0], [4.0], [6.0, 8.0]]
+STEP_EPISODE = [0, 0, 1]
+
+
+def test_episode_step_token_mean_on_two_episodes_of_different_lengths():
+    assert episode_row_weights(STEP_EPISODE, 3) == pytest.approx([0.25, 0.25, 0.5])  # 1 / (E * T_e)
+    assert episode_row_weights([], 3) == pytest.approx([1 / 3] * 3)  # no ids: every row an episode of one step
+    per_token = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0], [6.0, 8.0, 0.0]])
+    mask = torch.tensor([[1.0, 1, 1], [1, 0, 0], [1, 1, 0]])
+    kw = dict(total_tokens=6, total_seqs=3, max_len=3)
+    weight = torch.tensor(episode_row_weights(STEP_EPISODE, 3))
+    assert aggregate(per_token, mask, "episode-step-token-mean", row_weight=weight, **kw).item() == pytest.approx(5.0)
+    assert aggregate(per_token, mask, "token-mean", **kw).item() == pytest.approx(4.0)
+    assert aggregate(per_token, mask, "seq-mean-token-mean", **kw).item() == pytest.approx(13 / 3)
+
+
+def test_episode_weights_come_from_the_whole_batch_so_micro_batches_sum_to_it():
+    """collate gives each row its weight over all rows of the Rollouts: any split into micro-batches sums to J."""
+    r = Rollouts(prompt_ids=[[1], [1, 2], [3]], completion_ids=[[5, 6, 7], [8], [9, 9]],
+                 loss_mask=[[1] * 3, [1], [1] * 2], advantages=[[0.0] * 3, [0.0], [0.0] * 2], rewards=[0.0] * 3,
+                 correct=[False] * 3, group=[0, 0, 0], episode=STEP_EPISODE)
+    for split in ([[0, 1, 2]], [[0], [1], [2]], [[2, 0], [1]]):
+        total = 0.0
+        for rows in split:
+            batch = collate(r, rows, pad_id=0)
+            width = batch.completion_ids.shape[1]
+            per_token = torch.tensor([STEP_LOSS[i] + [0.0] * (width - len(STEP_LOSS[i])) for i in rows])
+            total += aggregate(per_token, batch.loss_mask, "episode-step-token-mean", total_tokens=6, total_seqs=3,
+                               max_len=3, row_weight=batch.row_weight).item()
+        assert total == pytest.approx(5.0)
+
+
+def test_msgrpo_defaults_to_the_papers_normalisation():
+    assert TrainConfig(experiment="m", method="msgrpo").loss_agg == "episode-step-token-mean"
+    # a profile's explicit value wins
+    assert TrainConfig(experiment="m", method="msgrpo", loss_agg="token-mean").loss_agg == "token-mean"
+
+
 # ------------------------------------------------------------- the method
 @pytest.fixture(scope="module")
 def game_data(data_dir):
@@ -163,6 +207,7 @@ def test_scripted_policy_through_collect(game_data, tmp_path):
     assert r.rewards == pytest.approx([[1.0, -0.1, 0.0][e] for e in episode_of_row])
     assert r.correct == [e == 0 for e in episode_of_row]
     assert r.group == [0] * 6 + [1] * 6
+    assert r.episode == episode_of_row[:6] + [e + 3 for e in episode_of_row[:6]]  # each row's episode, for J
     m = r.metrics
     assert m["success_rate"] == pytest.approx(2 / 6) and m["accuracy"] == m["success_rate"]
     assert m["mean_return"] == pytest.approx(0.3) and m["reward"] == m["mean_return"]
@@ -188,6 +233,13 @@ def test_update_samples_episodes_or_steps(game_data, tmp_path, unit, k, rows):
     assert r.metrics["episodes_consumed"] == 6  # all six were played, only k units trained
     if unit == "episode":  # an episode enters with both of its steps
         assert r.metrics["trained_episodes"] == 2
+        assert r.episode == [0, 0, 1, 1]  # one id per drawn episode
+    else:  # steps drawn one by one keep their episode's id; the rows of one episode share it
+        assert len(set(r.episode)) == r.metrics["trained_episodes"]
+        by_prompt = {}
+        for e, p in zip(r.episode, r.prompts):
+            by_prompt.setdefault(e, []).append(p)
+        assert all(len(set(ps)) == len(ps) for ps in by_prompt.values())  # distinct steps of one episode
 
 
 def test_group_episodes_draw_their_own_dynamics(game_data, tmp_path):

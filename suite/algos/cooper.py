@@ -114,6 +114,8 @@ class CooperOptions:
 
 
 class Cooper(GRPO):
+    # the paper's GRPO objective: (1/G) sum_i (1/|o_i|) sum_t, with std-normalised advantages
+    defaults = {"loss_agg": "seq-mean-token-mean", "scale_rewards": True}
     Options = CooperOptions
 
     def __init__(self, trainer):

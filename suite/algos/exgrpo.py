@@ -16,11 +16,11 @@ What differs from GRPO (the buffer itself is :mod:`suite.replay`):
   entropy under the current policy (option: random).
 - **Delayed start.** Replay starts at the step after the first one whose batch accuracy (pass@1
   over all of its rollouts) is strictly above ``start_threshold`` (0.35).
-- **Loss.** Advantage A_i = r_i - mean(r) over the group (``scale_rewards: false``). Fresh tokens:
+- **Loss.** Advantage A_i = r_i - mean(r) over the group (``scale_rewards: false``, the method's default). Fresh tokens:
   -A * w with w = pi_theta / pi_old, unclipped once replay has started (clipped PPO surrogate with
   the trainer's epsilons before). Replayed tokens: -A * f(w*), w* = pi_theta / pi_recorded (the
   log-probs stored with the trajectory), f(w) = w / (w + gamma), gamma = 0.1 (policy shaping;
-  ``shaping: false`` uses w* itself). Aggregation (trainer ``loss_agg: seq-mean-token-sum-norm``):
+  ``shaping: false`` uses w* itself). Aggregation (``loss_agg: seq-mean-token-sum-norm``, the method's default):
   sum over tokens divided by the maximum response length, mean over trajectories. No KL.
 
 Per step it logs (``metrics.jsonl``): buffer size (questions, trajectories), retired questions,
@@ -86,6 +86,8 @@ def shaped_replay_loss(logp: torch.Tensor, recorded_logp: torch.Tensor, advantag
 
 class ExGRPO(Method):
     Options = ExGRPOOptions
+    # the paper and reference script: advantage r - mean (no std), token sum / max response length per trajectory
+    defaults = {"loss_agg": "seq-mean-token-sum-norm", "scale_rewards": False}
 
     def __init__(self, trainer):
         super().__init__(trainer)

@@ -31,5 +31,8 @@ def group_advantages(rewards: torch.Tensor, scale_by_std: bool = True, eps: floa
 
 
 class GRPO(Method):
+    # loss keys a profile leaves unset (TrainConfig.fill_method_defaults): token-mean over the batch, std-scaled
+    defaults = {"loss_agg": "token-mean", "scale_rewards": True}
+
     def advantages(self, rewards: torch.Tensor) -> torch.Tensor:
         return group_advantages(rewards, scale_by_std=self.cfg.scale_rewards)

@@ -247,6 +247,9 @@ def probe_logprobs_per_turn(model, rows: list[ProbeRow], *, bf16: bool = False,
 
 
 class IGPO(Method):
+    # the paper's GRPO objective averages each episode's generated tokens (1/|o_i|), then the episodes
+    defaults = {"loss_agg": "seq-mean-token-mean", "scale_rewards": True}
+
     @dataclass
     class Options:
         reward_mode: str = "igpo"  # igpo | ig_only | f1_only | grpo_f1

@@ -154,6 +154,9 @@ def step_advantages(advantages: list[float], lengths: list[int]) -> list[float]:
 
 # ---------------------------------------------------------------- the method
 class MSGRPO(Method):
+    # the paper's J = (1/G) sum_j (1/T_j) sum_t L_CLIP(j, t): per step a mean over its tokens, per episode a mean
+    # over its steps, then a mean over episodes
+    defaults = {"loss_agg": "episode-step-token-mean", "scale_rewards": True}
     Options = Options
 
     @classmethod
@@ -211,6 +214,12 @@ class MSGRPO(Method):
         generator = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) % 2**31)
         chosen = sample_units(probs, o.update_samples, o.replacement, generator)
         rows = [row for u in chosen for row in units[u]]
+        # the episode each row is a step of, for the per-episode mean (loss_agg episode-step-token-mean): a drawn
+        # episode unit is one episode (drawn twice with replacement: two), steps drawn one by one join their episode
+        if o.sample_unit == "episode":
+            row_episode = [d for d, u in enumerate(chosen) for _ in units[u]]
+        else:
+            row_episode = [e for e, _ in rows]
 
         prompt_ids, completion_ids, row_adv, rewards, correct, group, texts, prompts = ([] for _ in range(8))
         for e, t in rows:
@@ -247,7 +256,7 @@ class MSGRPO(Method):
         return Rollouts(prompt_ids=prompt_ids, completion_ids=completion_ids,
                         loss_mask=[[1] * len(c) for c in completion_ids],
                         advantages=broadcast(row_adv, completion_ids), rewards=rewards, correct=correct,
-                        group=group, texts=texts, prompts=prompts, metrics=metrics)
+                        group=group, texts=texts, prompts=prompts, metrics=metrics, episode=row_episode)
 
     def state_dict(self) -> dict[str, Any]:
         return {"totals": dict(self.totals)}

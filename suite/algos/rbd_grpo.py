@@ -34,6 +34,9 @@ from .sft import TRACES_FILE, finished
 
 
 class RBDGRPO(GRPO):
+    # the reference's GRPOLoss: mean over each sequence's tokens, then over sequences; std-normalised advantages
+    defaults = {"loss_agg": "seq-mean-token-mean", "scale_rewards": True}
+
     @dataclass
     class Options:
         zero_truncated: bool = True  # reward 0 for completions cut at max_new_tokens

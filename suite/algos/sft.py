@@ -29,8 +29,9 @@ examples (the same number of updates for all variants). An epoch is ``epoch_step
 (default: ceil(P / prompts_per_step) for the P training prompts, i.e. one pass of the expert
 data). Within epoch e, step t trains on positions [t B, (t+1) B) of the epoch's example pool
 laid out as successive seeded permutations (a pool smaller than an epoch is cycled). A step
-whose pool is empty (no correct sample at all) leaves the weights unchanged (its learning rate
-is 0) and logs ``pool_size = 0``.
+whose pool is empty (no correct sample at all) trains one empty row: with no trained token the
+trainer skips the optimizer step (weights, AdamW's step count and moments unchanged; the learning-rate
+schedule still advances) and the step logs ``pool_size = 0`` and ``update_skipped = 1``.
 
 The training prompts are the first P records of the trainer's epoch-0 order (``prompts``,
 0 = all), i.e. the prompts an RL run with the same seed meets first. The pool (record ids and
@@ -80,6 +81,9 @@ def sft_token_loss(logp: torch.Tensor) -> torch.Tensor:
 
 
 class SFT(Method):
+    # cross-entropy averaged over all response tokens of the batch (the reference's CrossEntropyLoss)
+    defaults = {"loss_agg": "token-mean"}
+
     @dataclass
     class Options:
         data: str = "expert"  # expert | self | iterative | rl_traces
@@ -143,10 +147,8 @@ class SFT(Method):
         size = cfg.prompts_per_step
         if self.pool:
             chosen = [self.pool[self._position(epoch, i)] for i in range(local * size, (local + 1) * size)]
-        else:  # nothing correct to learn from: one empty row, and no parameter change this step
+        else:  # nothing correct to learn from: one empty row (no trained token), so the trainer takes no optimizer step
             chosen = [(self.records[0]["id"], [])]
-            for group in t.optimizer.param_groups:
-                group["lr"] = 0.0
         records = [self.by_id[rid] for rid, _ in chosen]
         completions = [list(ids) for _, ids in chosen]
         n = len(chosen)
