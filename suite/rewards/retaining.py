@@ -4,8 +4,10 @@ A reward sees ``(completion, answers)``; the records of :mod:`suite.tasks.retain
 the check needs into ``answers``:
 
 * ``countdown``: ``answers[0]`` is ``{"numbers": [...], "target": t}`` (JSON); 1 when the last
-  ``\\boxed{}`` holds an expression that uses every number exactly once and equals the target
-  (:func:`suite.tasks.countdown.check`);
+  ``\\boxed{}`` (or, without one, the whole completion) holds an expression that uses every number
+  exactly once and equals the target, judged as the authors' checker judges it
+  (:func:`suite.tasks.countdown.check`); an optional ``"rules"`` object in the spec passes that
+  function's options (e.g. ``suite.tasks.countdown.SUITE_RULES``);
 * ``ifeval_like``: ``answers[0]`` is ``{"instruction_id_list": [...], "kwargs": [...]}`` (JSON);
   1 when the completion follows every instruction (prompt-level strict,
   :func:`suite.tasks.ifeval_like.prompt_level_strict`);
@@ -36,7 +38,7 @@ def _spec(answer: str) -> dict:
 
 def countdown_correct(completion: str, answers: list[str]) -> bool:
     spec = _spec(answers[0])
-    return countdown.check(completion, spec["numbers"], spec["target"])
+    return countdown.check(completion, spec["numbers"], spec["target"], **spec.get("rules", {}))
 
 
 def ifeval_like_correct(completion: str, answers: list[str]) -> bool:

@@ -17,17 +17,29 @@ Design choices:
 * :func:`solve` searches exhaustively under the same classic rules, so it
   always finds a solution for generated puzzles; it returns ``None`` for a
   puzzle that can only be solved through zero, negative or fractional steps.
-* :func:`check` is more permissive than the generator: any expression whose
-  exact (``fractions.Fraction``) value equals the target is accepted, whatever
-  its intermediate values, because the prompt asks only for an expression that
-  equals the target.  Division by zero makes the answer wrong.
-* The boxed expression is parsed with :mod:`ast` and every node is checked
-  against a whitelist (binary ``+ - * /``, integer literals, parentheses),
-  so no string is ever evaluated.  Unary minus, powers, names, calls, floats
-  and ``//`` are rejected.  The usual typeset operator symbols (``\\times``,
-  ``\\cdot``, ``×``, ``\\div``, ``÷``, ``−``) are rewritten to ASCII first.
-  A trailing ``= target`` inside the box is not accepted: the prompt asks
-  for the expression alone.
+* :func:`check` follows the authors' checker (``CountdownDataset.reward_fn`` in
+  ``core/data.py`` of princeton-pli/retaining-by-doing) by default:
+
+  - the expression is the last ``\\boxed{...}`` (one level of nested braces, as the
+    authors' regular expression allows), stripped; a response with no such box is
+    checked whole, as the expression;
+  - it is parsed with :mod:`ast` and walked over a whitelist (binary ``+ - * /``
+    and ``//``, integer literals, parentheses), so no string is ever evaluated.
+    Unary minus, powers, names, calls, floats, ``=`` and typeset operators
+    (``\\times``, ``\\cdot``, ``×``, ``÷``, ``−``) are rejected.  ``True`` and
+    ``False`` are Python integers, so they count as 1 and 0, as there;
+  - arithmetic is on integers: ``/`` and ``//`` are accepted only when the
+    division is exact, so ``(3/2)*4`` is wrong even though it equals 6;
+    intermediate values may be negative;
+  - the value must equal the target *and* lie in ``0..99`` (so a puzzle whose
+    target is above 99 can never be solved), and the literals must be the given
+    numbers as a multiset.
+
+  Each departure the suite used before is a keyword option of :func:`check`
+  (:data:`SUITE_RULES` sets them all): ``require_box``, ``exact_fractions``
+  (rational arithmetic, any intermediate), ``floor_division`` (``False``: reject ``//``),
+  ``latex_operators`` (rewrite typeset operators to ASCII) and ``value_range``
+  (``None``: no range).
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from __future__ import annotations
 import ast
 import operator
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -107,16 +120,84 @@ def solve(numbers: Sequence[int], target: int) -> str | None:
     return None if node is None else ast.unparse(node)
 
 
-def check(completion: str, numbers: Sequence[int], target: int | str) -> bool:
-    """Whether the last ``\\boxed{...}`` in ``completion`` solves the puzzle."""
-    expression = last_boxed(completion)
-    tree = None if expression is None else parse_expression(expression)
-    if tree is None or Counter(_literals(tree)) != Counter(numbers):
+# The suite's former, more permissive rules (each one a departure from the authors' checker).
+SUITE_RULES = {"require_box": True, "exact_fractions": True, "floor_division": False,
+               "latex_operators": True, "value_range": None}
+REFERENCE_RANGE = (0, 99)  # the authors' ``min_val``, ``max_val``: the final value must lie in it
+
+# The last-box pattern of the authors' ``parse_output_text``: box content is any run of non-brace
+# characters and brace groups one level deep.
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+def check(
+    completion: str,
+    numbers: Sequence[int],
+    target: int | str,
+    *,
+    require_box: bool = False,
+    exact_fractions: bool = False,
+    floor_division: bool = True,
+    latex_operators: bool = False,
+    value_range: tuple[int, int] | None = REFERENCE_RANGE,
+) -> bool:
+    """Whether ``completion`` solves the puzzle; the defaults are the authors' checker (module doc).
+
+    ``require_box``: a response without ``\\boxed{}`` is wrong (default: checked whole);
+    ``exact_fractions``: exact rational arithmetic, fractional intermediates allowed (default:
+    integers, exact division only); ``floor_division``: accept ``//`` as (exact) division;
+    ``latex_operators``: rewrite ``\\times``, ``\\cdot``, ``×``, ``\\div``, ``÷``, ``−`` to ASCII;
+    ``value_range``: inclusive range the value must lie in (``None``: any).
+    """
+    expression = extract_expression(completion, require_box=require_box)
+    if expression is None or "\x00" in expression:
+        return False
+    if latex_operators:
+        for symbol, ascii_operator in _SYMBOLS.items():
+            expression = expression.replace(symbol, ascii_operator)
+    expression = expression.strip()
+    if not expression:
         return False
     try:
-        return _evaluate(tree.body) == Fraction(target)
-    except ZeroDivisionError:
+        tree = ast.parse(expression, mode="eval")
+        used: Counter = Counter()
+        value = _checked_value(tree.body, used, exact_fractions, floor_division)
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, RecursionError, MemoryError):
         return False
+    if value_range is not None and not value_range[0] <= value <= value_range[1]:
+        return False
+    return value == Fraction(target) and used == Counter(numbers)
+
+
+def extract_expression(completion: str, require_box: bool = False) -> str | None:
+    """The stripped content of the last ``\\boxed{...}`` (the authors' pattern: braces nest one
+    level deep); without one, the whole completion, or ``None`` when ``require_box``."""
+    boxes = _BOXED.findall(completion)
+    if boxes:
+        return boxes[-1].strip()
+    return None if require_box else completion
+
+
+def _checked_value(node: ast.AST, used: Counter, exact_fractions: bool, floor_division: bool) -> int | Fraction:
+    """Value of a whitelisted expression, counting its literals into ``used``; ``ValueError``
+    for any other node, a ``//`` that is not allowed, or (integer rules) an inexact division."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):  # bools too, as in Python
+        used[node.value] += 1
+        return Fraction(node.value) if exact_fractions else node.value
+    if not isinstance(node, ast.BinOp):
+        raise ValueError("not an arithmetic expression")
+    left = _checked_value(node.left, used, exact_fractions, floor_division)
+    right = _checked_value(node.right, used, exact_fractions, floor_division)
+    op = type(node.op)
+    if op is ast.FloorDiv and not floor_division:
+        raise ValueError("'//' is not allowed")
+    if op in (ast.Div, ast.FloorDiv):
+        if right == 0 or (not exact_fractions and left % right):
+            raise ValueError("division by zero or not exact")
+        return left / right if exact_fractions else left // right
+    if op not in _OPERATORS:
+        raise ValueError("operator not allowed")
+    return _OPERATORS[op][1](left, right)
 
 
 def expert_solution(record: dict) -> str:
