@@ -7,6 +7,10 @@ tolerance (``config/tolerances.yaml``; metrics under ``ignore`` are skipped). Mi
 Exit code 0 = no drift, 1 = drift (a readable diff is printed).
 
 Refresh the baselines after an intended change with ``--update`` (then commit them).
+
+Bad inputs fail with :class:`RegressError` naming the file (and row): a missing results or baseline
+folder, a table without the needed columns, a value that is not a number, the same score twice.
+A score whose value is empty on both sides is equal; empty on one side only is a drift.
 """
 
 from __future__ import annotations
@@ -20,11 +24,52 @@ import yaml
 KEY = ["experiment", "task", "metric"]
 
 
-def load_scores(root: Path) -> pd.DataFrame:
-    tables = sorted(Path(root).glob("*/table.csv"))
-    if not tables:
-        raise FileNotFoundError(f"no <paper>/table.csv under {root}: run the workflow first")
-    frames = [pd.read_csv(t).assign(paper=t.parent.name) for t in tables]
+class RegressError(ValueError):
+    pass
+
+
+def update_hint(results, baseline) -> str:
+    return f"python -m suite regress --results {results} --baseline {baseline} --update"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """One ``table.csv``, checked: the key and value columns, numeric values, each score once."""
+    try:
+        table = pd.read_csv(path, dtype={"value": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise RegressError(f"{path}: not a readable CSV table ({err}); write it again "
+                           "(delete it and rerun the report)") from None
+    missing = [c for c in (*KEY, "value") if c not in table.columns]
+    if missing:
+        raise RegressError(f"{path}: no column(s) {missing} (it has {list(table.columns)}); "
+                           "a table written by the report has them: delete it and rerun the report")
+    text = table["value"].str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    bad = values.isna() & text.notna() & (text != "")
+    if bad.any():
+        i = bad.idxmax()
+        raise RegressError(f"{path}, line {i + 2} ({', '.join(f'{k}={table.at[i, k]}' for k in KEY)}): "
+                           f"value {table.at[i, 'value']!r} is not a number; fix the row or write the table again")
+    dup = table.duplicated(KEY, keep="first")
+    if dup.any():
+        i = dup.idxmax()
+        first = table.index[(table[KEY] == table.loc[i, KEY]).all(axis=1)][0]
+        raise RegressError(f"{path}, line {i + 2}: the score ({', '.join(f'{k}={table.at[i, k]}' for k in KEY)}) "
+                           f"appears twice (lines {first + 2} and {i + 2}); keep one of them")
+    return table.assign(value=values)
+
+
+def tables(root: Path) -> list[Path]:
+    return sorted(Path(root).glob("*/table.csv"))
+
+
+def load_scores(root: Path, role: str = "results", hint: str = "") -> pd.DataFrame:
+    root = Path(root)
+    found = tables(root)
+    if not found:
+        what = "does not exist" if not root.exists() else "holds no <paper>/table.csv"
+        raise RegressError(f"{role} folder {root} {what}" + (f": {hint}" if hint else ""))
+    frames = [read_table(t).assign(paper=t.parent.name) for t in found]
     return pd.concat(frames, ignore_index=True)[["paper", *KEY, "value"]]
 
 
@@ -35,34 +80,50 @@ def tolerance(tolerances: dict, metric: str) -> tuple[float, float]:
 
 def compare(fresh: pd.DataFrame, baseline: pd.DataFrame, tolerances: dict) -> pd.DataFrame:
     """One row per score with its baseline, fresh value, allowed drift and status."""
-    merged = baseline.merge(fresh, on=["paper", *KEY], how="outer", suffixes=("_baseline", "_fresh"))
+    merged = baseline.merge(fresh, on=["paper", *KEY], how="outer", suffixes=("_baseline", "_fresh"),
+                            indicator=True)
     statuses, allowed = [], []
     for _, row in merged.iterrows():
         abs_tol, rel_tol = tolerance(tolerances, row.metric)
         limit = abs_tol + rel_tol * abs(row.value_baseline) if pd.notna(row.value_baseline) else float("nan")
         allowed.append(limit)
-        if pd.isna(row.value_baseline):
+        if row._merge == "right_only":
             statuses.append("NEW (not in baseline)")
-        elif pd.isna(row.value_fresh):
+        elif row._merge == "left_only":
             statuses.append("MISSING (not in fresh results)")
+        elif pd.isna(row.value_baseline) and pd.isna(row.value_fresh):
+            statuses.append("ok")  # empty on both sides (e.g. a metric a run does not log)
+        elif pd.isna(row.value_baseline) or pd.isna(row.value_fresh):
+            statuses.append("DRIFT (empty on one side)")
         elif abs(row.value_fresh - row.value_baseline) > limit:
             statuses.append("DRIFT")
         else:
             statuses.append("ok")
-    return merged.assign(allowed=allowed, status=statuses)
+    return merged.drop(columns="_merge").assign(allowed=allowed, status=statuses)
 
 
 def main(results: str, baseline: str, tolerances_path: str, update: bool = False) -> int:
+    run_first = "make them first (snakemake --cores all --configfile config/<profile>.yaml)"
     if update:
-        for table in sorted(Path(results).glob("*/table.csv")):
+        fresh_tables = tables(Path(results))
+        if not fresh_tables:
+            load_scores(Path(results), "results", f"nothing to update the baseline from; {run_first}")
+        for table in fresh_tables:
+            read_table(table)  # a bad table is not copied over a good baseline
+        for table in fresh_tables:
             target = Path(baseline) / table.parent.name / "table.csv"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(table, target)
             print(f"baseline updated: {target}")
         return 0
+    if not Path(tolerances_path).is_file():
+        raise RegressError(f"tolerances file {tolerances_path} does not exist; pass --tolerances "
+                           "(the repository's is config/tolerances.yaml)")
     tolerances = yaml.safe_load(Path(tolerances_path).read_text()) or {}
     ignore = set(tolerances.get("ignore", []))
-    fresh, base = (load_scores(Path(p)) for p in (results, baseline))
+    fresh = load_scores(Path(results), "results", run_first)
+    base = load_scores(Path(baseline), "baseline",
+                       f"create it from fresh results with `{update_hint(results, baseline)}` (then commit it)")
     report = compare(fresh[~fresh.metric.isin(ignore)], base[~base.metric.isin(ignore)], tolerances)
     bad = report[report.status != "ok"]
     if bad.empty:

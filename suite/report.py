@@ -40,12 +40,42 @@ def paper_numbers(paper: str) -> dict:
     return (yaml.safe_load(PAPER_NUMBERS.read_text()) or {}).get(paper, {})
 
 
+class ReportError(ValueError):
+    pass
+
+
+def read_result(path: Path) -> dict:
+    """An evaluation's results JSON, checked for what the report reads; a missing, cut-off or foreign
+    file fails naming it and the fix."""
+    path = Path(path)
+    fix = ("delete it and run its evaluation again (snakemake re-creates a deleted result; by hand: "
+           f"python -m suite evaluate --model ... --task {path.stem} --out {path})")
+    if not path.is_file():
+        raise ReportError(f"{path}: no evaluation result; run the evaluation first "
+                          f"(snakemake --cores all, or python -m suite evaluate ... --out {path})")
+    try:
+        result = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ReportError(f"{path}: not a complete results JSON ({err}; cut off while it was written?): {fix}") from None
+    problem = None
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict) or "n" not in result:
+        problem = "it lacks the keys 'metrics' and 'n' of a file written by `python -m suite evaluate`"
+    else:
+        for name, m in result["metrics"].items():
+            if not isinstance(m, dict) or not isinstance(m.get("value"), (int, float)) or "stderr" not in m:
+                problem = f"metric {name!r} lacks a numeric 'value' or its 'stderr'"
+                break
+    if problem:
+        raise ReportError(f"{path}: not a complete results file ({problem}): {fix}")
+    return result
+
+
 def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataFrame:
     reported = paper_numbers(paper).get("numbers", {})
     rows = []
     for exp in profile.of_paper(paper):
         for task in exp.eval_tasks:
-            result = json.loads(profile.eval_path(results, exp.name, task).read_text())
+            result = read_result(profile.eval_path(results, exp.name, task))
             previous = (result.get("rescored") or {}).get("previous", {})
             for metric, m in result["metrics"].items():
                 rows.append({
@@ -57,6 +87,8 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
         metrics_file = runs / exp.name / "metrics.jsonl"
         if exp.train is not None and metrics_file.is_file():
             log = read_jsonl(metrics_file)
+            if not log:  # a run that stopped before its first step finished
+                continue
             last = log[-1]
             train = {f"final_{m}": last[m] for m in TRAIN_METRICS if m in last}
             if all("step_time" in row for row in log):  # the run's training time, the sum over its steps
