@@ -13,7 +13,12 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+# Task YAMLs come from the tasks/ beside this Snakefile unless $RLREPRO_TASKS_DIR names another folder; set before
+# the suite is imported (suite.evaluate.TASKS_DIR reads it) and inherited by every job (prepare, evaluate).
+os.environ.setdefault("RLREPRO_TASKS_DIR", str(Path(workflow.basedir) / "tasks"))
+
 from suite.config import config_hash, parse_profile
+from suite.data import REGISTRY, declared_spec, spec_hash
 from suite.evaluate import task_data
 
 # The default profile is used only when no --configfile is given: Snakemake would otherwise
@@ -74,11 +79,21 @@ rule all:
         expand(f"{RESULTS}/{{paper}}/table.md", paper=PAPERS),
 
 
+def dataset_spec_param(dataset):
+    """A dataset declared inline in a task YAML: its spec hash, so that editing the spec prepares it again (a
+    params change). Registered datasets: the mirror's value again (Snakemake records params as a set of values,
+    so data prepared before this param existed is not redone). Two task files declaring one name with different
+    specs fail here, naming both files."""
+    declared = None if dataset in REGISTRY else declared_spec(dataset)
+    return f"spec {spec_hash(declared[0])}" if declared else MIRROR
+
+
 rule prepare_data:
     output:
         f"{DATA}/{{dataset}}/{{split}}.jsonl",
     params:
         mirror=MIRROR,
+        spec=lambda wc: dataset_spec_param(wc.dataset),
     log:
         f"{DATA}/logs/{{dataset}}-{{split}}.log",
     shell:

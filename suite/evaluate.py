@@ -25,11 +25,15 @@ import torch
 import yaml
 
 from . import import_object
+from .data import default_tasks_dir, read_task_yaml
 from .io import read_json, read_jsonl, samples_path, write_json, write_jsonl
 from .models import resolve_model
 from .rollout import has_vllm
 
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+# The task folder: $RLREPRO_TASKS_DIR when set (the Snakefile sets it to the tasks/ beside it), else the repository's
+# tasks/. TASKS_DIR is read once at import (suite.config checks task names against it); the functions below take
+# tasks_dir=None to mean "the folder the environment names now" (resolve_tasks_dir()).
+TASKS_DIR = default_tasks_dir()
 
 # Tasks scored outside lm-eval (game environments): task name -> "module:function". The function
 # takes evaluate()'s arguments, writes the same results JSON (and samples) and returns it.
@@ -45,12 +49,12 @@ class TaskConfigError(ValueError):
     pass
 
 
-def task_manager(tasks_dir: str | Path = TASKS_DIR, metadata: dict | None = None,
+def task_manager(tasks_dir: str | Path | None = None, metadata: dict | None = None,
                  include_defaults: bool = False):
     """lm-eval's TaskManager over our task folder (lm-eval's built-in tasks optional)."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(tasks_dir), include_defaults=include_defaults, metadata=metadata)
+    return TaskManager(include_path=str(resolve_tasks_dir(tasks_dir)), include_defaults=include_defaults, metadata=metadata)
 
 
 def load_task_config(manager, task: str, overrides: dict | None = None) -> dict[str, Any]:
@@ -78,30 +82,25 @@ def load_task_config(manager, task: str, overrides: dict | None = None) -> dict[
     return cfg
 
 
-class _TagTolerantLoader(yaml.SafeLoader):
-    """Reads task YAMLs without importing the functions their ``!function`` tags name."""
+def resolve_tasks_dir(path: str | Path | None = None) -> Path:
+    """``path``, else the task folder the environment names now (``$RLREPRO_TASKS_DIR``, else ``tasks/``)."""
+    return Path(path) if path else default_tasks_dir()
 
 
-_TagTolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-def task_data(task: str, tasks_dir: str | Path = TASKS_DIR) -> tuple[str, str] | None:
+def task_data(task: str, tasks_dir: str | Path | None = None) -> tuple[str, str] | None:
     """(dataset, split) that a task reads from ``data/``: what the workflow must prepare first
     (None for a custom task that reads no prepared data)."""
+    from .data import DatasetSpecError
+
     if task in CUSTOM_TASKS:
         return None
-    path = Path(tasks_dir) / f"{task}.yaml"
+    path = resolve_tasks_dir(tasks_dir) / f"{task}.yaml"
     if not path.is_file():
         raise TaskConfigError(f"unknown task {task!r}: no {path}")
-    cfg: dict = {}
-    while path is not None:
-        try:
-            layer = yaml.load(path.read_text(), Loader=_TagTolerantLoader) or {}
-        except yaml.YAMLError as err:
-            raise TaskConfigError(f"task {task!r}: {path} is not valid YAML: {err}") from err
-        cfg = {**layer, **cfg}
-        include = layer.get("include")
-        path = path.parent / include if include else None
+    try:
+        cfg = read_task_yaml(path)
+    except DatasetSpecError as err:
+        raise TaskConfigError(f"task {task!r}: {err}") from err
     kwargs = cfg.get("dataset_kwargs") or {}
     if "dataset" not in kwargs:
         raise TaskConfigError(f"task {task!r}: dataset_kwargs.dataset is missing (which data/ file it reads)")
@@ -114,7 +113,7 @@ def default_backend() -> str:
 
 def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", limit: int | None = None,
              overrides: dict | None = None, seed: int = 0, batch_size: int = 16, backend: str | None = None,
-             config_hash: str | None = None, tasks_dir: str | Path = TASKS_DIR) -> dict:
+             config_hash: str | None = None, tasks_dir: str | Path | None = None) -> dict:
     """Run one task on one checkpoint and write ``out`` (JSON) and ``out``.samples.jsonl."""
     import lm_eval
 
@@ -125,7 +124,10 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
                       batch_size=batch_size, backend=backend, config_hash=config_hash)
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     location = resolve_model(model)
-    manager = task_manager(tasks_dir, metadata={"data_dir": str(Path(data_dir).resolve())})
+    tasks_dir = resolve_tasks_dir(tasks_dir)
+    # data_dir and tasks_dir reach the YAMLs' custom_dataset loader (tasks/utils.py:load_records) as metadata
+    manager = task_manager(tasks_dir, metadata={"data_dir": str(Path(data_dir).resolve()),
+                                                "tasks_dir": str(tasks_dir.resolve())})
     task_cfg = load_task_config(manager, task, overrides)
     # A task may name the lm-eval model that runs it (an agent registered with lm-eval):
     # metadata: {lm: <registered name>, lm_module: <module that registers it>, lm_args: {...}}
@@ -185,7 +187,7 @@ def _summarise(output: dict, samples: list[dict], task: str, cfg: dict, model: s
     }
 
 
-def rescore(path: str | Path, tasks_dir: str | Path = TASKS_DIR) -> dict:
+def rescore(path: str | Path, tasks_dir: str | Path | None = None) -> dict:
     """Score a results file's saved responses again with the task's current ``process_results``.
 
     For when a scorer is fixed after the generations were made: the same responses (beside the results
