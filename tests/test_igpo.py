@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from suite.agents.search_agent import STOP, Episode, SearchAgentLM, run_episodes
-from suite.algos.igpo import (IGPO, ProbeRow, discounted_turn_advantages, information_gains, normalise_group,
-                              probe_logprobs_packed, probe_logprobs_per_turn, probe_tokens, token_advantages)
+from suite.algos.igpo import (IGPO, ProbeRow, discounted_turn_advantages, episode_turn_rewards, information_gains,
+                              normalise_group, probe_logprobs_packed, probe_logprobs_per_turn, probe_tokens, token_advantages)
 from suite.config import ConfigError, TrainConfig, parse_profile
 from suite.data import load_records, prepare
 from suite.envs.search import SearchEnv
@@ -113,6 +113,35 @@ def test_unscaled_log_prob_diff_and_ablation_pools():
     f1_only = normalise_group([[None, None, 1.0], [None, 0.0]], "joint")
     assert discounted_turn_advantages(f1_only[0], 1.0) == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
     assert normalise_group([[2.0]], "separate") == [[0.0]]  # a pool of one: std := 1
+
+
+def test_joint_is_the_default_and_unprobed_episodes_add_no_ig_to_the_pool():
+    # A as above (probed: IG 0.3, -0.1; F1 1); C has two turns but no gold answer text, so it is not probed:
+    # its one non-final turn has no IG reward (None), only its F1 = 0 enters the pool.
+    # Joint pool [0.3, -0.1, 1, 0]: mean 0.3; deviations 0, -0.4, 0.7, -0.3; population var 0.74 / 4 = 0.185,
+    # std sqrt(0.185 + 1e-8) + 1e-6 = 0.430118 -> A: [0, -0.929979, 1.627463], C: [0 (no reward), -0.697484].
+    # (With an IG of 0 for C's first turn the pool would be [0.3, -0.1, 1, 0, 0], mean 0.24: other numbers.)
+    a = episode_turn_rewards(3, PROBES["A"], F1["A"])
+    c = episode_turn_rewards(2, None, 0.0)
+    assert a == pytest.approx([0.3, -0.1, 1.0]) and c == [None, 0.0]
+    norm = normalise_group([a, c])  # default mode: joint
+    assert norm[0] == pytest.approx([0.0, -0.929979, 1.627463], abs=1e-5)
+    assert norm[1] == pytest.approx([0.0, -0.697484], abs=1e-5)
+    assert IGPO.Options().norm == "joint"
+    # reward modes: f1_only drops every IG, ig_only the F1; a probe list of the wrong length counts as not probed
+    assert episode_turn_rewards(3, PROBES["A"], 1.0, "f1_only") == [None, None, 1.0]
+    assert episode_turn_rewards(3, PROBES["A"], 1.0, "ig_only") == pytest.approx([0.3, -0.1, None])
+    assert episode_turn_rewards(3, PROBES["B"], 1.0) == [None, None, 1.0]
+
+
+def test_every_profile_normalises_igpo_jointly():
+    from suite.config import load_profile
+
+    for name in ("mini", "paper"):
+        for exp in load_profile(f"config/{name}.yaml").of_paper("igpo"):
+            if exp.train is not None:
+                assert IGPO.Options(**exp.train.algo).norm == "joint", (name, exp.name)
+                assert exp.train.loss_agg == "seq-mean-token-mean", (name, exp.name)
 
 
 def test_turn_advantages_go_to_their_turn_tokens_only():

@@ -21,8 +21,11 @@ continuing from c_t, so it sees exactly the per-turn context.
 
 Advantages. Rewards are normalised within the group of G episodes of a question:
 
-    separate: IG rewards (all turns of all G episodes) and F1 rewards (one per episode) are z-scored
-              as two pools;   joint: all rewards form one pool.
+    joint (default, the paper): all turn rewards of the group, IG and F1 together, are z-scored as one
+              pool;   separate (ablation): IG rewards (all turns of all G episodes) and F1 rewards (one
+              per episode) are z-scored as two pools.
+    An episode that was not probed (no gold answer text) has no IG rewards: its non-final turns put
+    nothing into the pools (not IG = 0) and get a normalised reward of 0.
     z(r) = (r - mean) / (std + 1e-6),  std = sqrt(population variance + 1e-8), std := 1 for a pool of
     one (scale_rewards=false: r - mean), as the reference implementation computes it;
 
@@ -70,6 +73,17 @@ def information_gains(probe_logps: list[float], ig_type: str = "prob_diff") -> l
     return [b - a for a, b in zip(values, values[1:])]
 
 
+def episode_turn_rewards(n_turns: int, probes: list[float] | None, f1: float, reward_mode: str = "igpo",
+                         ig_type: str = "prob_diff") -> list[float | None]:
+    """One episode's turn rewards: IG_t for the turns before the last, F1 last; ``None`` marks a reward that
+    does not exist or is dropped: the IG of an episode that was not probed (no gold answer text, or
+    ``probes`` missing), every IG under ``f1_only``, the F1 under ``ig_only``. A ``None`` stays out of the
+    normalisation pools (it is not an IG of 0) and normalises to 0."""
+    probed = reward_mode != "f1_only" and probes is not None and len(probes) == n_turns > 1
+    ig: list[float | None] = information_gains(probes, ig_type) if probed else [None] * (n_turns - 1)
+    return ig + [None if reward_mode == "ig_only" else f1]
+
+
 def _pool_stats(values: list[float], scale: bool) -> tuple[float, float]:
     if not values:
         return 0.0, 1.0
@@ -80,7 +94,7 @@ def _pool_stats(values: list[float], scale: bool) -> tuple[float, float]:
     return mean, std + EPS
 
 
-def normalise_group(turn_rewards: list[list[float | None]], mode: str = "separate",
+def normalise_group(turn_rewards: list[list[float | None]], mode: str = "joint",
                     scale: bool = True) -> list[list[float]]:
     """Z-score the turn rewards of one group. ``turn_rewards[i]`` lists episode i's rewards per turn:
     IG rewards for the turns before the last, the F1 reward last; ``None`` marks a dropped reward
@@ -253,7 +267,7 @@ class IGPO(Method):
     @dataclass
     class Options:
         reward_mode: str = "igpo"  # igpo | ig_only | f1_only | grpo_f1
-        norm: str = "separate"  # separate | joint
+        norm: str = "joint"  # joint (the paper: one pool per group) | separate (ablation: IG and F1 pools)
         gamma: float = 1.0  # turn discount (reference: algorithm.gamma=1.0)
         ig_type: str = "prob_diff"  # prob_diff (p_t - p_{t-1}) | log_prob_diff
         corpus: str = "igpo_world_corpus"  # a registered corpus (suite/data.py) or a JSONL path
@@ -356,10 +370,10 @@ class IGPO(Method):
                 for i in members:
                     n_turns = len(episodes[i].turns)
                     probed = probes is not None and len(probes[i]) == n_turns > 1
-                    ig = information_gains(probes[i], o.ig_type) if probed else [0.0] * (n_turns - 1)
-                    igs += ig
-                    turn_rewards.append([None if o.reward_mode == "f1_only" else r for r in ig]
-                                        + [None if o.reward_mode == "ig_only" else f1[i]])
+                    if probed:
+                        igs += information_gains(probes[i], o.ig_type)
+                    turn_rewards.append(episode_turn_rewards(n_turns, probes[i] if probed else None, f1[i],
+                                                             o.reward_mode, o.ig_type))
                 normalised = normalise_group(turn_rewards, o.norm, cfg.scale_rewards)
                 for i, rewards in zip(members, normalised):
                     e = episodes[i]
