@@ -10,7 +10,9 @@ For a question answered by a group of K rollouts of which k are correct:
   as in the reference code, whose lower bound ``experience_lbound = 0`` is exclusive).
 
 Questions are drawn for replay by bucket: bucket k has weight w_k (``gaussian``:
-N(k; K/2, sigma), ``linear``: k/K, ``uniform``: 1), normalised over the non-empty buckets;
+N(k; K/2, sigma) on the count of correct rollouts, the reference code's; ``gaussian_accuracy``:
+N(k/K; 0.5, sigma) on the accuracy scale, as the paper writes it, nearly uniform at sigma = 1;
+``linear``: k/K; ``uniform``: 1), normalised over the non-empty buckets;
 a multinomial draw gives each bucket a count; a bucket asked for more questions than it holds
 gives all of them and its overflow goes, one question at a time, to a bucket that still has
 room, chosen with probability proportional to the bucket weights among those; inside a bucket
@@ -30,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-WEIGHTINGS = ("gaussian", "linear", "uniform")
+WEIGHTINGS = ("gaussian", "gaussian_accuracy", "linear", "uniform")
 SELECTIONS = ("min_entropy", "random")
 
 
@@ -44,10 +46,13 @@ class Trajectory:
 
 
 def bucket_weight(k: int, group_size: int, weighting: str = "gaussian", sigma: float = 1.0) -> float:
-    """Unnormalised weight of bucket k (k correct out of ``group_size``)."""
-    if weighting == "gaussian":
-        mu = group_size / 2
-        return math.exp(-((k - mu) ** 2) / (2 * sigma**2)) / math.sqrt(2 * math.pi * sigma**2)
+    """Unnormalised weight of bucket k (k correct out of ``group_size``).
+
+    ``gaussian`` (the reference code): a normal density over the count k, mean K/2, ``sigma`` in rollouts;
+    ``gaussian_accuracy`` (the paper's formula): over the accuracy k/K, mean 0.5, ``sigma`` in accuracy."""
+    if weighting in ("gaussian", "gaussian_accuracy"):
+        x, mu = (k, group_size / 2) if weighting == "gaussian" else (k / group_size, 0.5)
+        return math.exp(-((x - mu) ** 2) / (2 * sigma**2)) / math.sqrt(2 * math.pi * sigma**2)
     if weighting == "linear":
         return k / group_size
     if weighting == "uniform":

@@ -64,6 +64,34 @@ def test_gaussian_bucket_probabilities():
         ReplayBuffer(8, "cubic")
 
 
+def test_gaussian_on_the_count_and_on_the_accuracy_scale():
+    """The reference weighs bucket k by N(k; K/2, 1) (count scale, the default); the paper writes N(k/K; 0.5, 1)
+    (accuracy scale, ``gaussian_accuracy``), nearly flat. K = 8, buckets 1 and 4:
+    count:    w_1 / w_4 = e^{-(1-4)^2/2} = e^-4.5 = 0.011109    -> P(bucket 1) = 0.011109 / 1.011109 = 0.010987
+    accuracy: w_1 / w_4 = e^{-(1/8-1/2)^2/2} = e^-0.0703125 = 0.932102 -> P(bucket 1) = 0.932102 / 1.932102 = 0.482429
+    """
+    assert bucket_weight(1, 8, "gaussian_accuracy") == pytest.approx(0.932102 / math.sqrt(2 * math.pi), abs=1e-6)
+    assert bucket_weight(4, 8, "gaussian_accuracy") == pytest.approx(1 / math.sqrt(2 * math.pi))
+    count, accuracy = ReplayBuffer(8), ReplayBuffer(8, "gaussian_accuracy")
+    for b in (count, accuracy):
+        b.update("a", 1, [traj(1)])
+        b.update("b", 4, [traj(2)])
+    assert count.probabilities()[1] == pytest.approx(0.010987, abs=1e-6)
+    assert accuracy.probabilities()[1] == pytest.approx(0.482429, abs=1e-6)
+    # sigma is in accuracy units on that scale: sigma = 0.125 (one rollout of 8) gives the count-scale weights back
+    narrow = ReplayBuffer(8, "gaussian_accuracy", sigma=0.125)
+    narrow.update("a", 1, [traj(1)])
+    narrow.update("b", 4, [traj(2)])
+    assert narrow.probabilities()[1] == pytest.approx(0.010987, abs=1e-6)
+
+
+def test_exgrpo_defaults_to_the_reference_weights():
+    from suite.algos.exgrpo import ExGRPOOptions
+
+    assert ExGRPOOptions().question_weighting == "gaussian" and ExGRPOOptions().bucket_sigma == 1.0
+    assert ExGRPOOptions(question_weighting="gaussian_accuracy").question_weighting == "gaussian_accuracy"
+
+
 def test_single_draws_follow_the_bucket_probabilities():
     buf = ReplayBuffer(group_size=8)
     for k in (2, 3, 4):

@@ -46,8 +46,10 @@ from .grpo import group_advantages
 @dataclass
 class ExGRPOOptions:
     replay_ratio: float = 0.5  # rho: share of a step's questions drawn from the buffer
-    question_weighting: str = "gaussian"  # bucket weights: gaussian N(k; K/2, sigma) | linear k/K | uniform
-    bucket_sigma: float = 1.0  # sigma of the Gaussian, in correct rollouts
+    # bucket weights: gaussian N(k; K/2, sigma) over the count (reference code) | gaussian_accuracy N(k/K; 0.5, sigma)
+    # over the accuracy (the paper's formula; nearly uniform at sigma 1) | linear k/K | uniform
+    question_weighting: str = "gaussian"
+    bucket_sigma: float = 1.0  # sigma of the Gaussian: in correct rollouts (gaussian), in accuracy (gaussian_accuracy)
     trajectory_selection: str = "min_entropy"  # min_entropy | random
     delayed_start: bool = True  # replay only once batch pass@1 > start_threshold
     start_threshold: float = 0.35
