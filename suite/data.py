@@ -382,7 +382,10 @@ def prepare(spec: DatasetSpec | str, split: str, data_dir: str | os.PathLike = "
     """
     spec = get_spec(spec, tasks_dir) if isinstance(spec, str) else spec
     if split not in spec.splits:
-        raise DatasetNotFoundError(f"dataset {spec.name!r} has no split {split!r}; it has {spec.splits}")
+        hint = "" if spec.generator is not None else (
+            f". Declare where it comes from: hub_splits: {{{split}: <the hub's split>}} with a hub_id, and/or "
+            + _mirror_key_hint(spec, split))
+        raise DatasetNotFoundError(f"dataset {spec.name!r} has no split {split!r}; it has {spec.splits}{hint}")
     mirror = mirror or os.environ.get(MIRROR_ENV) or None
     if spec.generator is not None:
         generator = import_object(spec.generator, f"dataset {spec.name!r} generator")
