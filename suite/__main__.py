@@ -7,13 +7,23 @@
     rescore   score saved responses again after a scorer fix (no generation)
     regress   compare fresh results with committed baselines
     validate  check a profile (the Snakefile does this before any work)
+
+An error prints one message naming the file, key or line and the fix, and exits with status 2
+(``regress`` exits 1 when a score drifts); ``--debug`` or ``RLREPRO_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
+
+ERROR_EXIT = 2
+DEBUG_ENV = "RLREPRO_DEBUG"
+# locals that name the file being written, innermost frame first (torch.save's `f`, safetensors' `filename`)
+_PATH_LOCALS = ("f", "filename", "file", "path", "name_or_buffer", "save_directory", "tmp", "out", "target")
 
 
 def _prepare(args):
@@ -33,7 +43,16 @@ def _train(args):
 def _evaluate(args):
     from .evaluate import evaluate
 
-    overrides = json.loads(args.overrides) if args.overrides else None
+    from .config import check_overrides, check_task_yaml, tasks_dir
+    from .evaluate import CUSTOM_TASKS
+
+    try:
+        overrides = json.loads(args.overrides) if args.overrides else None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--overrides is not valid JSON ({err}): {args.overrides!r}") from None
+    if args.task not in CUSTOM_TASKS and (tasks_dir() / f"{args.task}.yaml").is_file():
+        check_task_yaml(args.task)  # a YAML syntax error is named here, not reported as an unknown task
+    check_overrides(args.task, overrides, where="--overrides")
     result = evaluate(args.model, args.task, args.out, data_dir=args.data_dir, limit=args.limit,
                       overrides=overrides, seed=args.seed, batch_size=args.batch_size,
                       backend=args.backend, config_hash=args.config_hash)
@@ -57,7 +76,9 @@ def _validate(args):
     from .config import load_profile
 
     profile = load_profile(args.config)
-    print(f"{args.config}: valid, {len(profile.experiments)} experiments")
+    tasks = sorted(profile.raw["eval"]["tasks"])
+    print(f"{args.config}: valid, {len(profile.experiments)} experiments, {len(tasks)} eval tasks "
+          "(keys and types, ranges, group sizes, methods and options, models, datasets, task YAMLs, eval overrides)")
 
 
 def _rescore(args) -> None:
@@ -82,19 +103,90 @@ def _optional_int(text: str) -> int | None:
     return int(text) if text.strip() else None
 
 
+def _written_path(err: BaseException) -> str | None:
+    """The file an error was writing: the OSError's filename, else a path-like local of the innermost frame
+    that has one (torch.save's ``f``, safetensors' ``filename``, our ``path``)."""
+    for e in (err, err.__cause__, err.__context__):
+        if isinstance(e, OSError) and e.filename:
+            return str(e.filename)
+        if getattr(e, "path", None):
+            return str(e.path)
+    tb, frames = err.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for name in _PATH_LOCALS:
+            value = frame.f_locals.get(name)
+            if isinstance(value, (str, os.PathLike)) and str(value):
+                return str(value)
+            if hasattr(value, "name") and isinstance(getattr(value, "name"), str) and hasattr(value, "write"):
+                return value.name
+    return None
+
+
+def error_message(err: BaseException) -> str:
+    """One readable message for an error that ends a command."""
+    from .io import DiskFullError, is_disk_full
+
+    if isinstance(err, DiskFullError):
+        return str(err)
+    if is_disk_full(err):
+        return str(DiskFullError(_written_path(err)))
+    text = str(err).strip() or "(no message)"
+    if isinstance(err, KeyError) and len(err.args) == 1:
+        text = f"key {err.args[0]!r} is missing"
+    expected = isinstance(err, (ValueError, OSError)) and not isinstance(err, (UnicodeError,))
+    return text if expected else f"{type(err).__name__}: {text}"
+
+
+def _format_warning(message, category, filename, lineno, line=None, _default=warnings.formatwarning):
+    from .io import SuiteWarning
+
+    if issubclass(category, SuiteWarning):
+        return f"warning: {message}\n"
+    return _default(message, category, filename, lineno, line)
+
+
+def debug_requested(args=None) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.formatwarning = _format_warning
+    if debug_requested(args):
+        args.func(args)
+        return
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - every error ends in one message, the traceback on request
+        print(f"error: {error_message(err)}", file=sys.stderr)
+        print(f"(python -m suite --debug ... or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        sys.exit(ERROR_EXIT)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m suite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or {DEBUG_ENV}=1)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=f"show the traceback of an error (or {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="write a dataset split to data/")
+    p = sub.add_parser("prepare", parents=[common], help="write a dataset split to data/")
     p.add_argument("name")
     p.add_argument("--split", default="test")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--mirror", default=None, help="local mirror folder (default: $RLREPRO_DATA_MIRROR, else the hub)")
     p.set_defaults(func=_prepare)
 
-    p = sub.add_parser("train", help="train one experiment of a profile")
+    p = sub.add_parser("train", parents=[common], help="train one experiment of a profile")
     p.add_argument("--config", required=True)
     p.add_argument("--experiment", required=True)
     p.add_argument("--out", required=True)
@@ -104,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for testing resume)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint on one task")
+    p = sub.add_parser("evaluate", parents=[common], help="evaluate a checkpoint on one task")
     p.add_argument("--model", required=True)
     p.add_argument("--task", required=True)
     p.add_argument("--out", required=True)
@@ -117,11 +209,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config-hash", default=None)
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("rescore", help="score saved responses again with the current scorer (no generation)")
+    p = sub.add_parser("rescore", parents=[common], help="score saved responses again with the current scorer (no generation)")
     p.add_argument("results", nargs="+", help="results JSON files (their .samples.jsonl beside them)")
     p.set_defaults(func=_rescore)
 
-    p = sub.add_parser("report", help="tables and plots for one paper")
+    p = sub.add_parser("report", parents=[common], help="tables and plots for one paper")
     p.add_argument("--config", required=True)
     p.add_argument("--paper", required=True)
     p.add_argument("--results", required=True, help="results root of the profile")
@@ -129,19 +221,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("regress", help="compare results with baselines")
+    p = sub.add_parser("regress", parents=[common], help="compare results with baselines")
     p.add_argument("--results", required=True)
     p.add_argument("--baseline", required=True)
     p.add_argument("--tolerances", default="config/tolerances.yaml")
     p.add_argument("--update", action="store_true", help="copy the fresh tables over the baselines")
     p.set_defaults(func=_regress)
 
-    p = sub.add_parser("validate", help="validate a profile")
+    p = sub.add_parser("validate", parents=[common], help="validate a profile")
     p.add_argument("config")
     p.set_defaults(func=_validate)
 
-    args = parser.parse_args(argv)
-    args.func(args)
+    return parser
 
 
 if __name__ == "__main__":

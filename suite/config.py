@@ -4,20 +4,35 @@ A profile declares shared settings (model, data, evaluation) and a set of
 experiments (paper, method, model, training data, hyperparameters, eval tasks).
 It is checked twice, both before any work starts: against ``config/schema.yaml``
 (the JSON schema Snakemake's ``validate`` also uses) and by building every
-experiment's :class:`TrainConfig`, which rejects unknown keys, out-of-range
-values and unknown methods, datasets, rewards or tasks, naming the key.
+experiment's :class:`TrainConfig`, which rejects unknown keys, values of the wrong
+type or out of range, group sizes below 2 where advantages are group-relative,
+and unknown methods, datasets, rewards or tasks, naming the key. The profile's
+models, task YAMLs (syntax and datasets) and eval overrides are checked too.
+A value from ``train_defaults`` is blamed on ``train_defaults.<key>``; a profile
+file with a key twice in one mapping is refused (PyYAML would keep the last).
+
+Types follow :class:`TrainConfig`'s annotations: an integer key takes an integer
+(not ``true``, not ``2.5``), a float key any number, and also a numeric string,
+converted with a warning: PyYAML reads ``1e-3`` (no decimal point) as a string.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import re
+import types
+import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .io import SuiteWarning
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -27,7 +42,15 @@ METHOD_DEFAULTS = {"loss_agg": "token-mean", "scale_rewards": True}
 
 
 class ConfigError(ValueError):
-    pass
+    """A bad profile or training value; ``key`` is the training key at fault, when there is one."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+# methods whose advantages do not compare samples within a group (group_size may be 1)
+GROUPLESS_METHODS = {"sft"}
 
 
 @dataclass
@@ -106,6 +129,7 @@ class TrainConfig:
                 setattr(self, key, value)
 
     def validate(self) -> None:
+        _check_types(self)
         positive = ["steps", "prompts_per_step", "group_size", "max_new_tokens", "micro_batch_size",
                     "ppo_epochs", "save_every", "max_prompt_tokens", "generation_batch_size", "keep_checkpoints"]
         for key in positive:
@@ -126,12 +150,15 @@ class TrainConfig:
         _choice(self, "lr_schedule", ["constant", "cosine"])
 
         from .algos import METHODS
-        from .data import REGISTRY
         from .prompts import TEMPLATES
         from .rewards import REWARDS, VERIFIERS
 
         _choice(self, "method", sorted(METHODS))
-        _choice(self, "train_dataset", sorted(REGISTRY))
+        if self.method not in GROUPLESS_METHODS:
+            _check(self, "group_size", self.group_size >= 2,
+                   f"must be >= 2 for method {self.method!r}: its advantages compare each sample with its group's "
+                   "mean, so a group of one always gets advantage 0 and trains nothing")
+        _check_dataset(self)
         _choice(self, "prompt_template", sorted(TEMPLATES))
         _choice(self, "reward", sorted(REWARDS))
         _choice(self, "verifier", sorted(VERIFIERS))
@@ -153,11 +180,127 @@ class TrainConfig:
 
 def _check(cfg: TrainConfig, key: str, ok: bool, why: str) -> None:
     if not ok:
-        raise ConfigError(f"experiment {cfg.experiment!r}: train.{key} = {getattr(cfg, key)!r} {why}")
+        raise ConfigError(f"experiment {cfg.experiment!r}: train.{key} = {getattr(cfg, key)!r} {why}", key=key)
 
 
 def _choice(cfg: TrainConfig, key: str, choices: list[str]) -> None:
     _check(cfg, key, getattr(cfg, key) in choices, f"is not one of {choices}")
+
+
+# --- types -----------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that cannot be resolved: leave that class's types unchecked
+        return {}
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in args else "")
+    if origin is tuple:
+        return f"a list of {len(args)} numbers" if all(a is float for a in args) else f"a list of {len(args)}"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            dict: "a mapping", list: "a list"}.get(origin or annotation, str(annotation))
+
+
+def coerce_value(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` as ``annotation`` asks (``int``, ``float``, ``bool``, ``str``, tuples, lists, mappings,
+    ``X | None``); a numeric string for a float is converted with a :class:`SuiteWarning`; anything else
+    of the wrong type raises :class:`ConfigError` naming ``where``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+
+    def bad(extra: str = "") -> ConfigError:
+        return ConfigError(f"{where} = {value!r} must be {_type_name(annotation)}{extra}",
+                           key=where.rpartition(".")[2].partition("[")[0])
+
+    if annotation is Any or annotation is typing.Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arm in (a for a in args if a is not type(None)):
+            try:
+                return coerce_value(value, arm, where)
+            except ConfigError:
+                continue
+        raise bad(f", got {type(value).__name__}")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad(f", got {type(value).__name__} (write true or false, unquoted)")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, bool):
+            raise bad(", not a boolean (write a whole number, e.g. 3)")
+        if isinstance(value, float):
+            raise bad(" (a whole number: no fractional part)")
+        raise bad(f", got {type(value).__name__} (write a whole number, unquoted)")
+    if annotation is float:
+        if isinstance(value, bool):
+            raise bad(", not a boolean")
+        if isinstance(value, (int, float)):
+            return value  # an int stays an int: converting it would change the config hash of existing runs
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            number = float(value)
+            warnings.warn(f"{where} = {value!r} is a string in YAML (PyYAML reads a number with an exponent but no "
+                          f"decimal point, like 1e-3, as text); read as {number!r}. Write it with a decimal point "
+                          f"(1.0e-3) or as {number!r} to silence this", SuiteWarning, stacklevel=2)
+            return number
+        raise bad(f", got {type(value).__name__}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise bad(f", got {type(value).__name__} (quote it)")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or (args and args[-1] is not Ellipsis and len(value) != len(args)):
+            raise bad()
+        arms = [args[0]] * len(value) if args and args[-1] is Ellipsis else list(args)
+        return tuple(coerce_value(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, arms)))
+    if origin is list or annotation is list:
+        if not isinstance(value, list):
+            raise bad()
+        return [coerce_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise bad()
+        return value
+    return value
+
+
+def coerce_mapping(d: dict[str, Any], cls: type, where: str) -> dict[str, Any]:
+    """``d`` with each known key's value coerced to ``cls``'s annotation; ``where`` prefixes the key in errors."""
+    hints = _hints(cls)
+    return {k: coerce_value(v, hints[k], f"{where}.{k}") if k in hints else v for k, v in d.items()}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    hints = _hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        if f.name in hints:
+            value = coerce_value(getattr(cfg, f.name), hints[f.name], f"experiment {cfg.experiment!r}: train.{f.name}")
+            setattr(cfg, f.name, value)
+
+
+def _check_dataset(cfg: TrainConfig) -> None:
+    """The training data is a registered dataset or one a task YAML declares inline."""
+    from .data import DatasetSpecError, get_spec
+
+    try:
+        spec = get_spec(cfg.train_dataset)
+    except (FileNotFoundError, DatasetSpecError) as err:
+        raise ConfigError(f"experiment {cfg.experiment!r}: train.train_dataset = {cfg.train_dataset!r}: {err}",
+                          key="train_dataset") from None
+    _check(cfg, "train_split", cfg.train_split in spec.splits,
+           f"is not a split of dataset {cfg.train_dataset!r}; it has {spec.splits}")
 
 
 def config_hash(obj: Any) -> str:
@@ -227,10 +370,12 @@ def validate_schema(raw: dict, source: str) -> None:
 
 
 def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> Profile:
-    """Validate a profile mapping and build every experiment (fails before any work)."""
+    """Validate a profile mapping and build every experiment (fails before any work): the schema, every
+    experiment's training config (keys, types, ranges, group size, method options, dataset), its model name,
+    and every eval task's YAML (syntax, dataset) and overrides."""
     validate_schema(raw, source)
     tasks = set(raw["eval"]["tasks"])
-    defaults = raw.get("train_defaults", {})
+    defaults = _training_defaults(raw.get("train_defaults") or {}, source)
     experiments = {}
     for name, exp in raw["experiments"].items():
         model = exp.get("model", raw["model"])
@@ -239,43 +384,260 @@ def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> Profile:
             raise ConfigError(f"{source}: experiments.{name}.eval_tasks: {unknown_tasks} not declared in eval.tasks")
         train = None
         if exp["method"] not in NON_TRAINING_METHODS:
-            merged = {**defaults, **exp.get("train", {})}
-            merged["algo"] = {**defaults.get("algo", {}), **exp.get("train", {}).get("algo", {})}
-            train = TrainConfig.from_dict({**merged, "experiment": name, "method": exp["method"], "model": model,
-                                           "data_dir": raw["data"]["dir"]})
+            own = coerce_mapping(exp.get("train") or {}, TrainConfig, f"{source}: experiments.{name}.train")
+            merged = {**defaults, **own}
+            merged["algo"] = {**(defaults.get("algo") or {}), **(own.get("algo") or {})}
+            try:
+                train = TrainConfig.from_dict({**merged, "experiment": name, "method": exp["method"], "model": model,
+                                               "data_dir": raw["data"]["dir"]})
+            except ConfigError as err:
+                raise _blame_defaults(err, name, own, defaults, source) from None
             _check_algo_options(train, source)
+        _check_model(name, exp, model, source)
         papers = [exp["paper"]] if isinstance(exp["paper"], str) else list(exp["paper"])
         experiments[name] = Experiment(name=name, papers=papers, method=exp["method"], model=model,
                                        train=train, eval_tasks=list(exp["eval_tasks"]),
                                        label=exp.get("label", name))
     _check_tasks_exist(tasks, source)
+    for task in sorted(tasks):
+        _check_task(task, raw["eval"]["tasks"][task] or {}, source)
     return Profile(path=Path(source), raw=raw, experiments=experiments)
+
+
+def _training_defaults(defaults: dict[str, Any], source: str) -> dict[str, Any]:
+    """``train_defaults`` with its keys and types checked, naming ``train_defaults.<key>``."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(defaults) - known)
+    if unknown:
+        raise ConfigError(f"{source}: train_defaults: unknown training key(s) {unknown}; valid keys: {sorted(known)}")
+    return coerce_mapping(defaults, TrainConfig, f"{source}: train_defaults")
+
+
+def _blame_defaults(err: ConfigError, name: str, own: dict, defaults: dict, source: str) -> ConfigError:
+    """A bad value that came from ``train_defaults`` (the experiment does not set it) is reported there."""
+    key = err.key
+    if key is None or key not in defaults or key in own:
+        return err
+    text = str(err).replace(f"experiment {name!r}: train.{key}", f"{source}: train_defaults.{key}", 1)
+    return ConfigError(f"{text} (set in train_defaults; found while building experiment {name!r}, "
+                       "which does not override it)", key=key)
+
+
+# --- profile files: a key twice in one mapping is an error -----------------------------------------------
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that appears twice in one mapping (it would keep the last
+    silently); ``<<`` merges of anchors may still be overridden."""
+
+    def construct_document(self, node):
+        _check_unique_keys(node, getattr(self, "name", "<yaml>"), set())
+        return super().construct_document(node)
+
+
+def _check_unique_keys(node, name: str, seen: set[int]) -> None:
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                key = (key_node.tag, key_node.value)
+                if key in first:
+                    raise ConfigError(
+                        f"{name}, line {line}: key {key_node.value!r} appears twice in one mapping (first at line "
+                        f"{first[key]}); YAML would keep only the last one silently: remove or rename one of them")
+                first[key] = line
+            _check_unique_keys(value_node, name, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_unique_keys(item, name, seen)
+
+
+class _TaskYamlLoader(_UniqueKeyLoader):
+    """Task YAMLs: duplicate keys refused, ``!function`` tags read as None (nothing is imported)."""
+
+
+_TaskYamlLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def load_yaml_file(path: str | Path, loader=_UniqueKeyLoader) -> Any:
+    """A YAML file; a syntax error or a duplicate key raises :class:`ConfigError` naming the file and line."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = "; ".join(x for x in (err.context, err.problem) if x)
+        raise ConfigError(f"{where}: not valid YAML ({problem}): fix the syntax there") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}): fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
 
 
 def load_profile(path: str | Path) -> Profile:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"profile {path} does not exist; profiles: {sorted(p.name for p in (REPO / 'config').glob('*.yaml'))}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    raw = load_yaml_file(path)
     return parse_profile(raw, str(path))
 
 
 def _check_algo_options(train: TrainConfig, source: str) -> None:
     from .algos import get_method
 
+    where = f"{source}: experiments.{train.experiment}.train.algo"
     options_cls = getattr(get_method(train.method), "Options", None)
     if options_cls is None:
         if train.algo:
-            raise ConfigError(f"{source}: experiments.{train.experiment}.train.algo: method {train.method!r} takes no options")
+            raise ConfigError(f"{where}: method {train.method!r} takes no options")
         return
     known = {f.name for f in dataclasses.fields(options_cls)}
     unknown = sorted(set(train.algo) - known)
     if unknown:
-        raise ConfigError(f"{source}: experiments.{train.experiment}.train.algo: unknown option(s) {unknown}; valid: {sorted(known)}")
-    options_cls(**train.algo)
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; valid: {sorted(known)}")
+    train.algo = coerce_mapping(train.algo, options_cls, where)
+    try:
+        options_cls(**train.algo)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+# --- models, task YAMLs, datasets, eval overrides --------------------------------------------------------
+
+def _check_model(name: str, exp: dict, model: str, source: str) -> None:
+    """The model resolves locally (embedded, test model, checkpoint directory) or is a hub id; the game tasks'
+    reference policies (``random``, ``planner``) are models only for an untrained experiment of game tasks."""
+    from .evaluate import CUSTOM_TASKS
+    from .models import ModelNotFoundError, check_model_name
+
+    if exp["method"] in NON_TRAINING_METHODS and all(t in CUSTOM_TASKS for t in exp["eval_tasks"]):
+        from .envs.registry import REFERENCES
+
+        if model in REFERENCES:
+            return
+    try:
+        check_model_name(model)
+    except ModelNotFoundError as err:
+        key = f"experiments.{name}.model" if "model" in exp else f"model (the profile's, used by experiment {name!r})"
+        raise ConfigError(f"{source}: {key}: {err}") from None
+
+
+def tasks_dir() -> Path:
+    from .evaluate import TASKS_DIR
+
+    return Path(TASKS_DIR)
+
+
+def check_task_yaml(task: str, folder: str | Path | None = None) -> dict[str, Any]:
+    """A task's YAML with its ``include`` chain merged (as lm-eval merges it); a syntax error or a duplicate
+    key names the file and line, where lm-eval's task index would only leave the task out ("unknown task")."""
+    folder = Path(folder) if folder is not None else tasks_dir()
+    path = folder / f"{task}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown task {task!r}: no {path}")
+    cfg: dict[str, Any] = {}
+    seen: set[Path] = set()
+    while path is not None:
+        if path in seen:
+            raise ConfigError(f"task {task!r}: {path} includes itself (an include cycle)")
+        seen.add(path)
+        if not path.is_file():
+            raise ConfigError(f"task {task!r}: the included file {path} does not exist")
+        layer = load_yaml_file(path, _TaskYamlLoader) or {}
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{path}: a task YAML must be a mapping of lm-eval task keys, got {type(layer).__name__}")
+        cfg = {**layer, **cfg}
+        include = layer.get("include")
+        path = path.parent / include if isinstance(include, str) else None
+    cfg["__file__"] = str(folder / f"{task}.yaml")
+    return cfg
+
+
+def _check_task(task: str, settings: dict[str, Any], source: str) -> None:
+    from .evaluate import CUSTOM_TASKS
+
+    check_overrides(task, settings.get("overrides"), where=f"{source}: eval.tasks.{task}.overrides")
+    if task in CUSTOM_TASKS:
+        return
+    cfg = check_task_yaml(task)
+    _check_task_dataset(task, cfg)
+
+
+def _check_task_dataset(task: str, cfg: dict[str, Any]) -> None:
+    """The task's data is a registered dataset or one declared inline (here or in another task YAML),
+    and has the split the task reads."""
+    from .data import DatasetSpecError, get_spec, spec_from_dict
+
+    path = cfg["__file__"]
+    kwargs = cfg.get("dataset_kwargs") or {}
+    if not isinstance(kwargs, dict) or not kwargs.get("dataset"):
+        raise ConfigError(f"{path}: dataset_kwargs.dataset is missing: name the dataset the task reads "
+                          "(a registered one, or declare it inline with dataset_kwargs.spec)")
+    name, split = str(kwargs["dataset"]), str(kwargs.get("split", "test"))
+    try:
+        spec = spec_from_dict(name, kwargs["spec"], source=path) if kwargs.get("spec") else get_spec(name)
+    except (FileNotFoundError, DatasetSpecError) as err:
+        raise ConfigError(f"{path}: dataset_kwargs.dataset = {name!r}: {err}") from None
+    if split not in spec.splits:
+        raise ConfigError(f"{path}: dataset_kwargs.split = {split!r} is not a split of dataset {name!r}; "
+                          f"it has {spec.splits}")
+
+
+@functools.lru_cache(maxsize=1)
+def lm_eval_task_keys() -> frozenset[str]:
+    """The keys an lm-eval task config takes (``lm_eval.api.task.TaskConfig``). The suite's own settings
+    travel inside them: ``dataset_kwargs`` (dataset, split, spec) and ``metadata`` (lm, lm_module, lm_args)."""
+    from lm_eval.api.task import TaskConfig
+
+    return frozenset(f.name for f in dataclasses.fields(TaskConfig))
+
+
+def check_overrides(task: str, overrides: Any, where: str) -> None:
+    """A profile's (or ``--overrides``') settings for one task: lm-eval task config keys (a game task: the
+    game evaluator's settings), with ``repeats`` a positive integer and the mappings mappings."""
+    import difflib
+
+    from .evaluate import CUSTOM_TASKS
+
+    if overrides is None:
+        return
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{where} = {overrides!r} must be a mapping of task keys, e.g. {{repeats: 4}}")
+    if task in CUSTOM_TASKS:
+        from importlib import import_module
+
+        settings = getattr(import_module(CUSTOM_TASKS[task].partition(":")[0]), "settings", None)
+        if settings is not None:
+            try:
+                settings(task, overrides)
+            except (ValueError, TypeError) as err:
+                raise ConfigError(f"{where}: {err}") from None
+        return
+    allowed = lm_eval_task_keys()
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        hints = [f"{m[0]!r} for {k!r}" for k in unknown if (m := difflib.get_close_matches(k, allowed, n=1))]
+        raise ConfigError(f"{where}: unknown key(s) {unknown}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+                          + f"; an override takes lm-eval's task config keys: {', '.join(sorted(allowed))}")
+    repeats = overrides.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ConfigError(f"{where}.repeats = {repeats!r} must be an integer >= 1 (samples per problem)")
+    for key in ("generation_kwargs", "metadata", "dataset_kwargs"):
+        if key in overrides and not isinstance(overrides[key], dict):
+            raise ConfigError(f"{where}.{key} = {overrides[key]!r} must be a mapping")
+    gen = overrides.get("generation_kwargs") or {}
+    if "max_gen_toks" in gen and (not isinstance(gen["max_gen_toks"], int) or isinstance(gen["max_gen_toks"], bool)
+                                  or gen["max_gen_toks"] < 1):
+        raise ConfigError(f"{where}.generation_kwargs.max_gen_toks = {gen['max_gen_toks']!r} must be an integer >= 1")
+    for key in ("temperature", "top_p"):
+        value = gen.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"{where}.generation_kwargs.{key} = {value!r} must be a number >= 0")
 
 
 def _check_tasks_exist(tasks: set[str], source: str) -> None:
