@@ -278,6 +278,34 @@ def test_an_empty_pool_leaves_the_weights_unchanged(rbd_data, tmp_path):
     assert read_jsonl(tmp_path / "empty" / "metrics.jsonl")[0]["pool_size"] == 0
 
 
+def test_a_step_with_nothing_to_learn_from_takes_no_optimizer_step(rbd_data, tmp_path):
+    """An empty pool must leave AdamW alone: no step count increment, no moment decay, no weight decay
+    (a learning rate of 0 would still advance fused AdamW's step and decay its moments)."""
+    from suite.rollout import Rollouts
+
+    cfg = config(rbd_data, max_new_tokens=4, steps=3, weight_decay=0.1,
+                 algo={"data": "self", "prompts": 2, "samples_per_prompt": 1})
+    trainer = Trainer(cfg, tmp_path / "skip")
+    trainer.verifier = lambda text, answers: False  # the pool stays empty
+    rec = trainer.records[0]
+    trainer.update(Rollouts(prompt_ids=[trainer.prompt_ids(rec)], completion_ids=[[5, 6, 7]], loss_mask=[[1, 1, 1]],
+                            advantages=[[0.0] * 3], rewards=[1.0], correct=[True], group=[0]))  # one real step first
+    state = {k: {n: v.clone() for n, v in s.items()} for k, s in trainer.optimizer.state_dict()["state"].items()}
+    weights = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+    assert state and all(float(s["step"]) == 1 for s in state.values())
+    empty = trainer.method.collect(1)
+    assert empty.completion_ids == [[]] and empty.metrics["pool_size"] == 0
+    stats = trainer.update(empty)
+    assert stats["update_skipped"] == 1.0 and stats["grad_norm"] == 0.0
+    after = trainer.optimizer.state_dict()["state"]
+    for k, s in state.items():
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(after[k][name], s[name]), (k, name)
+    assert all(torch.equal(weights[k], v) for k, v in trainer.policy.state_dict().items())
+    assert all(g["lr"] == pytest.approx(cfg.lr) for g in trainer.optimizer.param_groups)  # schedule untouched
+    assert trainer.scheduler.last_epoch == 2  # the schedule still advanced one step per training step
+
+
 def test_interrupted_and_resumed_sft_run_ends_with_identical_weights(rbd_data, tmp_path, monkeypatch):
     # epoch_steps 3: the run resumes at step 2, inside epoch 0 (pool from the checkpoint), and redraws at step 3
     cfg = config(rbd_data, steps=4, save_every=2, max_new_tokens=8, lr=1e-2,
