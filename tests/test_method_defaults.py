@@ -42,6 +42,8 @@ def test_profiles_train_each_method_with_its_default_unless_they_say_otherwise(p
         agg, scale = EXPECTED[exp.method]
         if exp.name == "exgrpo_onpolicy":  # the GRPO baseline of ExGRPO: ExGRPO's loss settings, explicitly
             agg, scale = EXPECTED["exgrpo"]
+        if exp.name == "cooper_rule":  # Cooper's rule-reward GRPO baseline: the paper's GRPO, as Cooper's runs
+            agg = EXPECTED["cooper"][0]
         if (profile, exp.name) == ("paper", "grpo_gsm8k"):  # the foundation's GPU run: Dr. GRPO-style, explicitly
             agg = "seq-mean-token-sum-norm"
         assert (exp.train.loss_agg, exp.train.scale_rewards) == (agg, scale), (profile, exp.name)
