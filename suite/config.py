@@ -416,8 +416,13 @@ def _training_defaults(defaults: dict[str, Any], source: str) -> dict[str, Any]:
 def _blame_defaults(err: ConfigError, name: str, own: dict, defaults: dict, source: str) -> ConfigError:
     """A bad value that came from ``train_defaults`` (the experiment does not set it) is reported there."""
     key = err.key
-    if key is None or key not in defaults or key in own:
-        return err
+    if key is None or key not in defaults or key in own:  # the experiment's own value: name its path in the file
+        text = str(err)
+        for old, new in ((f"experiment {name!r}: train.", f"experiments.{name}.train."),
+                         (f"experiment {name!r}: unknown", f"experiments.{name}.train: unknown")):
+            if text.startswith(old):
+                text = new + text[len(old):]
+        return ConfigError(f"{source}: {text}", key=key)
     text = str(err).replace(f"experiment {name!r}: train.{key}", f"{source}: train_defaults.{key}", 1)
     return ConfigError(f"{text} (set in train_defaults; found while building experiment {name!r}, "
                        "which does not override it)", key=key)

@@ -26,10 +26,12 @@ def broken(edit):
 
 
 @pytest.mark.parametrize("edit,message", [
-    (lambda r: r["train_defaults"].update(lr=5.0), r"train\.lr = 5\.0 must be in \(0, 1\)"),
-    (lambda r: r["train_defaults"].update(group_size=0), r"train\.group_size = 0 must be >= 1"),
-    (lambda r: r["train_defaults"].update(learning_rate=1e-5), r"unknown training key\(s\) \['learning_rate'\]"),
-    (lambda r: r["train_defaults"].update(loss_agg="mean"), r"train\.loss_agg = 'mean' is not one of"),
+    (lambda r: r["train_defaults"].update(lr=5.0), r"train_defaults\.lr = 5\.0 must be in \(0, 1\)"),
+    (lambda r: r["experiments"]["grpo_arith"]["train"].update(lr=5.0), r"smoke-edited: experiments\.grpo_arith\.train\.lr = 5\.0 must be in"),
+    (lambda r: r["train_defaults"].update(group_size=0), r"train_defaults\.group_size = 0 must be >= 1"),
+    (lambda r: r["train_defaults"].update(learning_rate=1e-5),
+     r"train_defaults: unknown training key\(s\) \['learning_rate'\]"),
+    (lambda r: r["train_defaults"].update(loss_agg="mean"), r"train_defaults\.loss_agg = 'mean' is not one of"),
     (lambda r: r["experiments"]["grpo_arith"].update(method="ppo-magic"), r"train\.method = 'ppo-magic' is not one of"),
     (lambda r: r["experiments"]["grpo_arith"]["train"].update(train_dataset="gsm9k"), r"train_dataset = 'gsm9k'"),
     (lambda r: r["experiments"]["grpo_arith"].update(eval_tasks=["mmlu_pro"]), r"eval_tasks: \['mmlu_pro'\] not declared"),
@@ -48,7 +50,7 @@ def test_missing_and_malformed_profile_files(tmp_path):
         load_profile(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("profile: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml, line 2, column 1: not valid YAML"):
         load_profile(bad)
 
 
@@ -57,7 +59,7 @@ def test_untrained_experiments_of_one_model_share_their_evaluations():
     first_untrained = next(n for n, e in raw["experiments"].items() if "train" not in e)
     model = raw["experiments"][first_untrained].get("model", raw["model"])
     raw["experiments"]["other_base"] = {"paper": "foundation", "method": "base", "eval_tasks": ["gsm8k"]}
-    raw["experiments"]["other_model"] = {"paper": "foundation", "method": "base", "model": "tiny-llama-2", "eval_tasks": ["gsm8k"]}
+    raw["experiments"]["other_model"] = {"paper": "foundation", "method": "base", "model": "org/tiny-llama-2", "eval_tasks": ["gsm8k"]}
     prof = parse_profile(raw, source="test")
     trained = next(n for n, e in prof.experiments.items() if e.train is not None)
     assert prof.experiments["other_base"].model == model
