@@ -1,5 +1,6 @@
 """The Snakemake workflow: dry-runs of every profile, the smoke DAG end to end, reruns, regressions."""
 
+import copy
 import json
 import re
 import shutil
@@ -120,3 +121,60 @@ def test_regression_diff_is_readable(tmp_path, capsys):
     assert regress(str(tmp_path / "fresh"), str(tmp_path / "baseline"), str(tol)) == 1
     printed = capsys.readouterr().out
     assert "FAILED: 1 of 2" in printed and "hotpotqa" in printed and "DRIFT" in printed and "gsm8k" not in printed
+
+
+@pytest.mark.slow
+def test_new_task_yaml_with_inline_dataset_runs_through_the_workflow(tmp_path, model_cache):
+    """Adding a benchmark is one YAML file (issue 19, item 10): a task YAML that declares its dataset inline,
+    dropped into the workflow's tasks/ folder and named in a profile, is prepared, evaluated and reported by
+    `snakemake` with no other change; editing its spec prepares it again; a second file declaring the same
+    dataset name with another spec stops the workflow naming both files."""
+    import os
+
+    root = tmp_path / "wf"
+    root.mkdir()
+    for item in ("Snakefile", "config", "tasks"):
+        src, dst = REPO / item, root / item
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    mirror = tmp_path / "mirror"
+    (mirror / "quiz").mkdir(parents=True)
+    rows = [{"q": "What is 2 + 2?", "a": 4}, {"q": "What is 3 + 5?", "a": 8}, {"q": "What is 9 - 3?", "a": 6}]
+    (mirror / "quiz" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"mirror_files": {"test": "quiz/test.jsonl"}, "fields": {"prompt": "{q}", "answers": "a"}}
+    task = {"include": "_math_template.yaml", "task": "quiz", "dataset_kwargs": {"dataset": "quiz", "split": "test",
+                                                                                 "spec": copy.deepcopy(spec)}}
+    (root / "tasks" / "quiz.yaml").write_text(yaml.safe_dump(task))
+    profile = {"profile": "newtask", "model": "tiny-llama",
+               "data": {"dir": "runs/newtask/data", "mirror": str(mirror)},
+               "runs_dir": "runs/newtask", "results_dir": "results/newtask",
+               "eval": {"tasks": {"quiz": {"limit": 2, "overrides": {"generation_kwargs": {"max_gen_toks": 4}}}}},
+               "experiments": {"base": {"paper": "baseline", "method": "base", "eval_tasks": ["quiz"]}}}
+    (root / "config" / "newtask.yaml").write_text(yaml.safe_dump(profile))
+    env = {k: v for k, v in os.environ.items() if k not in ("RLREPRO_TASKS_DIR", "RLREPRO_DATA_MIRROR")}
+
+    def run(*args):
+        return subprocess.run(["snakemake", "--cores", "2", *args, "--configfile", "config/newtask.yaml"], cwd=root,
+                              capture_output=True, text=True, timeout=900, env=env)
+
+    result = run()
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    data = root / "runs" / "newtask" / "data" / "quiz"
+    assert len((data / "test.jsonl").read_text().splitlines()) == 3 and (data / "test.spec.json").is_file()
+    evaluation = json.loads((root / "results" / "newtask" / "evals" / "base" / "quiz.json").read_text())
+    assert evaluation["n"] == 2 and "acc" in evaluation["metrics"]
+    assert (root / "results" / "newtask" / "baseline" / "table.md").is_file()
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(run("-n"))
+
+    # the spec changed: its data is prepared again (and what reads it evaluated again)
+    task["dataset_kwargs"]["spec"]["fields"]["prompt"] = "Question: {q}"
+    (root / "tasks" / "quiz.yaml").write_text(yaml.safe_dump(task))
+    plan = run("-n")
+    counts = job_counts(plan.stdout + plan.stderr)
+    assert counts.get("prepare_data") == 1 and counts.get("evaluate") == 1, plan.stdout[-2000:]
+
+    # a second task file declaring 'quiz' with another spec: an error naming both files
+    other = {**task, "task": "quiz_copy", "dataset_kwargs": {**task["dataset_kwargs"], "spec": spec}}
+    (root / "tasks" / "quiz_copy.yaml").write_text(yaml.safe_dump(other))
+    clash = run("-n")
+    assert clash.returncode != 0
+    assert "quiz.yaml" in clash.stdout + clash.stderr and "quiz_copy.yaml" in clash.stdout + clash.stderr
