@@ -383,3 +383,21 @@ def test_hub_row_missing_field_names_the_hub_row(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, config, split: [{"question": "Q?"}])
     with pytest.raises(DataFileError, match=r"hub hotpotqa/hotpot_qa \(distractor\) split validation row 0: dataset 'hotpotqa' needs field 'answer'"):
         prepare("hotpotqa", "test", tmp_path)
+
+
+def test_readme_svamp_example_works_offline_from_a_mirror(tmp_path):
+    """The README's one-YAML example names mirror_files, and that file under a mirror is enough (no hub)."""
+    import re as _re
+
+    import yaml
+
+    readme = (data.REPO_TASKS_DIR.parent / "README.md").read_text()
+    block = _re.search(r"```yaml\n(# tasks/svamp.yaml\n.*?)```", readme, flags=_re.S).group(1)
+    kwargs = yaml.safe_load(block)["dataset_kwargs"]
+    rel = kwargs["spec"]["mirror_files"][kwargs["split"]]
+    (tmp_path / "m" / rel).parent.mkdir(parents=True)
+    (tmp_path / "m" / rel).write_text(json.dumps({"ID": "chal-1", "Body": "Ann has 3 pens.", "Question": "How many "
+                                                  "after buying 2?", "Answer": 5.0}) + "\n")
+    spec = spec_from_dict(kwargs["dataset"], kwargs["spec"])
+    prepare(spec, kwargs["split"], tmp_path / "d", mirror=tmp_path / "m")
+    assert load_records(kwargs["dataset"], "test", tmp_path / "d")[0]["answers"] == ["5.0"]
