@@ -57,3 +57,18 @@ def test_rescored_scores_are_marked_with_what_they_were(toy):
     table = (res / "toy" / "table.md").read_text()
     assert "| GRPO | 50.0 ± 10.0 † |" in table and "| untrained | 25.0 ± 10.0 |" in table
     assert "changed: GRPO gsm8k acc 75.0 → 50.0" in table
+
+
+def test_a_cut_training_log_line_is_dropped_and_a_half_written_result_named(toy):
+    from suite.io import SuiteWarning
+
+    profile, res, runs, log = toy
+    with open(runs / "toy_grpo" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "rew')  # a crash during the append of step 4
+    with pytest.warns(SuiteWarning, match=r"toy_grpo/metrics\.jsonl: dropped its cut-off last line 4"):
+        df = report.build_report(profile, "toy", res, runs, res / "toy")
+    assert df[df.task == "train"].n.iloc[0] == 3
+    path = res / "evals" / "base" / "gsm8k.json"
+    path.write_text(path.read_text()[:20])
+    with pytest.raises(report.ReportError, match=r"evals/base/gsm8k\.json: not a complete results JSON.*delete it"):
+        report.build_report(profile, "toy", res, runs, res / "toy")
