@@ -210,11 +210,25 @@ def disk_full_atomic_write(tmp, monkeypatch):
     return error_of(lambda: write_text(tmp / "table.md", "x"), OSError)
 
 
+def dev_full() -> str:
+    """``/dev/full`` (every write fails with ENOSPC), only when it is that device: never write to a regular
+    file that something left in its place."""
+    import stat
+
+    try:
+        if stat.S_ISCHR(os.stat("/dev/full").st_mode):
+            return "/dev/full"
+    except OSError:
+        pass
+    pytest.skip("/dev/full is not the full device here")
+
+
 def disk_full_torch_save(tmp):
     import torch
 
     from suite.__main__ import error_message
 
+    dev_full()
     try:
         torch.save({"w": torch.zeros(4096)}, "/dev/full")
     except Exception as err:  # torch: "[enforce fail at inline_container.cc:...] . unexpected pos ..."
@@ -223,7 +237,7 @@ def disk_full_torch_save(tmp):
 
 
 def disk_full_log_append(tmp):
-    return error_of(lambda: append_jsonl("/dev/full", {"step": 1}), OSError)
+    return error_of(lambda: append_jsonl(dev_full(), {"step": 1}), OSError)
 
 
 def file_mode(tmp):
@@ -270,6 +284,15 @@ def prepared_file_error(tmp, content: str) -> str:
     path.parent.mkdir(parents=True)
     path.write_text(content)
     return error_of(lambda: load_records("gsm8k", "test", tmp / "data"), ValueError)
+
+
+def mirror_error(tmp, content: str) -> str:
+    from suite.data import prepare
+
+    path = tmp / "mirror" / "gsm8k" / "test.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    return error_of(lambda: prepare("gsm8k", "test", tmp / "data", mirror=tmp / "mirror"), ValueError)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------------
@@ -430,6 +453,8 @@ CASES = [
      [r"gsm8k/test\.jsonl:2: not valid JSON", "python -m suite prepare gsm8k"], []),
     ("data-empty-file", lambda t, m, c: prepared_file_error(t, ""),
      [r"gsm8k/test\.jsonl holds no records", "prepare"], []),
+    ("data-mirror-missing-field", lambda t, m, c: mirror_error(t, '{"question": "1 + 1?"}\n'),
+     [r"mirror/gsm8k/test\.jsonl:1: dataset 'gsm8k' needs field 'answer'", "fix the row"], []),
 ]
 
 
@@ -476,3 +501,15 @@ def test_merge_keys_may_be_overridden():
     from suite.config import _UniqueKeyLoader
 
     assert yaml.load(text, Loader=_UniqueKeyLoader) == {"a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}}
+
+
+def test_debug_flag_lets_the_traceback_through(tmp_path):
+    from suite.__main__ import main
+    from suite.config import ConfigError
+
+    path = tmp_path / "p.yaml"
+    path.write_text(PROFILE_TEXT.replace("steps: 3", "steps: true"))
+    with pytest.raises(ConfigError, match=r"train_defaults\.steps = True"):
+        main(["--debug", "validate", str(path)])
+    with pytest.raises(ConfigError):
+        main(["validate", str(path), "--debug"])
