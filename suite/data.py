@@ -394,7 +394,7 @@ def prepare(spec: DatasetSpec | str, split: str, data_dir: str | os.PathLike = "
         if reads_source:
             kwargs["mirror"] = mirror
         try:
-            records = generator(**kwargs)
+            records = list(generator(**kwargs))  # a generator may yield (the corpora)
         except OSError as err:  # datasets raises ConnectionError (an OSError) when the hub is out of reach
             if not reads_source or mirror is not None:
                 raise

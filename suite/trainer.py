@@ -16,8 +16,11 @@ resumed from a checkpoint ends with the same weights as an uninterrupted one (CP
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import math
+import os
 import random
 import re
 import shutil
@@ -39,6 +42,45 @@ from .rewards import get_reward, get_verifier
 from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, make_engine
 
 STATE_FILE = "trainer_state.pt"
+LOCK_FILE = ".lock"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path):
+    """Hold ``out_dir/.lock`` (an OS file lock, released when the process ends however it ends) while a run
+    writes ``out_dir``; a second run on the same directory fails at once naming the PID that holds it."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_FILE
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunLockedError(f"{out_dir} is being written by another training process (PID {holder}, lock "
+                             f"{path}); wait for it to finish or stop it, then rerun") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.seek(0)
+        handle.truncate()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 class Method:
@@ -113,8 +155,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.start_step = 0
-        checkpoint, state = self._resumable_checkpoint() if resume else (None, None)
-        self.policy, self.tokenizer = load_model(str(checkpoint) if checkpoint else cfg.model)
+        checkpoint, state, loaded = self._resumable_checkpoint() if resume else (None, None, None)
+        self.policy, self.tokenizer = loaded or load_model(cfg.model)
         self.policy.to(self.device).train()
         self.policy.config.use_cache = False
         self.tokenizer.padding_side = "left"
@@ -335,16 +377,43 @@ class Trainer:
         done = self.checkpoints()
         return done[-1] if done else None
 
-    def _resumable_checkpoint(self) -> tuple[Path | None, dict | None]:
-        """The latest checkpoint of this config and its trainer state; one from another config is
-        moved aside, not loaded."""
-        checkpoint = self.latest_checkpoint()
-        if checkpoint is None:
-            return None, None
-        state = torch.load(checkpoint / STATE_FILE, weights_only=False)
-        written_by = state["config_hash"]
-        if written_by == self.cfg.hash():
-            return checkpoint, state
+    def _resumable_checkpoint(self) -> tuple[Path | None, dict | None, tuple | None]:
+        """The latest loadable checkpoint of this config: (directory, trainer state, (model, tokenizer)).
+
+        A checkpoint whose state or weights cannot be read (a truncated file) is skipped with a warning for
+        the one before it; if checkpoints exist and none can be read, the run stops naming them rather than
+        silently starting over. A checkpoint of another config is moved aside, not loaded.
+        """
+        candidates = self.checkpoints()
+        if not candidates:
+            return None, None, None
+        broken = []
+        for checkpoint in reversed(candidates):
+            try:
+                state = torch.load(checkpoint / STATE_FILE, weights_only=False)
+                written_by = state["config_hash"]
+            except Exception as err:  # noqa: BLE001 (any unreadable file is the same case)
+                broken.append(f"{checkpoint / STATE_FILE}: {type(err).__name__}: {err}")
+                tqdm.write(f"warning: cannot read {checkpoint / STATE_FILE} ({type(err).__name__}); "
+                           "trying the checkpoint before it")
+                continue
+            if written_by != self.cfg.hash():
+                self._move_stale(checkpoint, written_by)
+                return None, None, None
+            try:
+                loaded = load_model(str(checkpoint))
+            except Exception as err:  # noqa: BLE001
+                broken.append(f"{checkpoint}: {type(err).__name__}: {err}")
+                tqdm.write(f"warning: cannot load the weights in {checkpoint} ({type(err).__name__}); "
+                           "trying the checkpoint before it")
+                continue
+            if broken:
+                tqdm.write(f"resuming from {checkpoint}, the latest checkpoint that loads")
+            return checkpoint, state, loaded
+        raise CheckpointError("no checkpoint of this run can be loaded:\n  " + "\n  ".join(broken) +
+                              f"\nDelete {self.out / 'checkpoints'} to start over, or restore a good copy.")
+
+    def _move_stale(self, checkpoint: Path, written_by: str) -> None:
         stale = self.out / "checkpoints.stale"
         shutil.rmtree(stale, ignore_errors=True)
         (self.out / "checkpoints").rename(stale)
@@ -352,7 +421,6 @@ class Trainer:
         for log in ("metrics.jsonl", "samples.jsonl"):
             if (self.out / log).exists():
                 (self.out / log).rename(stale / log)
-        return None, None
 
     def _save_model(self, final: Path, trainer_state: dict | None = None) -> None:
         """Write the policy (and optionally the trainer state) beside ``final``, then swap it in."""
@@ -396,17 +464,33 @@ class Trainer:
 
 
 def train(experiment, out_dir: str | Path, resume: bool = False, max_steps: int | None = None) -> dict:
-    """Train one experiment; write ``done.json`` when the last step is saved."""
+    """Train one experiment; write ``done.json`` when the last step is saved.
+
+    The run directory is locked while this runs (:func:`run_lock`). With ``resume``, a run whose
+    ``done.json`` matches this config is complete: nothing is retrained.
+    """
     cfg: TrainConfig = experiment.train if hasattr(experiment, "train") else experiment
     if cfg is None:
         raise ValueError(f"experiment {experiment.name!r} has method {experiment.method!r}, which is not trained")
-    start = time.time()
-    trainer = Trainer(cfg, out_dir, resume=resume)
-    last = trainer.run(max_steps=max_steps)
-    if (Path(out_dir) / "final").is_dir() and (max_steps is None or max_steps >= cfg.steps):
-        write_json(Path(out_dir) / "done.json", {"experiment": cfg.experiment, "steps": cfg.steps,
-                                                 "config_hash": cfg.hash(), "last_metrics": last,
-                                                 "wall_time_s": time.time() - start, "config": copy.deepcopy(vars(cfg))})
-        # the run is complete and final/ is its result: drop the resume state (1.6 GB per checkpoint at 135M)
-        shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)
+    out_dir = Path(out_dir)
+    with run_lock(out_dir):
+        done = out_dir / "done.json"
+        if resume and done.is_file() and (out_dir / "final").is_dir():
+            try:
+                record = json.loads(done.read_text())
+            except ValueError:
+                record = {}
+            if record.get("config_hash") == cfg.hash():
+                tqdm.write(f"{out_dir}: already complete ({cfg.steps} steps, {done}); nothing to do. "
+                           "Delete the directory to train it again.")
+                return record.get("last_metrics", {})
+        start = time.time()
+        trainer = Trainer(cfg, out_dir, resume=resume)
+        last = trainer.run(max_steps=max_steps)
+        if (out_dir / "final").is_dir() and (max_steps is None or max_steps >= cfg.steps):
+            write_json(done, {"experiment": cfg.experiment, "steps": cfg.steps,
+                              "config_hash": cfg.hash(), "last_metrics": last,
+                              "wall_time_s": time.time() - start, "config": copy.deepcopy(vars(cfg))})
+            # the run is complete and final/ is its result: drop the resume state (1.6 GB per checkpoint at 135M)
+            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return last

@@ -15,6 +15,7 @@ from suite.rewards.negatives import (
     NegativeMaker, NegativeRequest, final_answer_span, first_correct, label_samples, perturb_final_answer,
 )
 from suite.trainer import Trainer
+from tests.helpers import assert_weights_moved
 
 # -- pairs and negatives ----------------------------------------------------------
 
@@ -208,6 +209,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_policy_and_reward_model
     resumed.verifier = even_length
     assert resumed.start_step == 2 and resumed.method.rm is not None  # the RM came from the checkpoint
     resumed.run()
+    assert_weights_moved(straight.policy, cfg.model)
 
     for (name, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), name

@@ -15,6 +15,7 @@ from suite.replay import Trajectory
 from suite.rollout import Batch
 from suite.tasks.arithmetic import LEVELS, evaluate_expression, generate_levels
 from suite.trainer import Trainer
+from tests.helpers import assert_weights_moved
 
 
 def tiny_config(data_dir, **overrides):
@@ -258,6 +259,7 @@ def test_resume_with_a_non_empty_buffer_ends_identically(data_dir):
     resumed = make("exg-resumed", resume=True)
     assert resumed.start_step == 2 and resumed.method.buffer.state_dict() == first.method.buffer.state_dict()
     resumed.run()
+    assert_weights_moved(straight.policy, cfg.model)
     for (name, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), name
     assert straight.method.state_dict() == resumed.method.state_dict()

@@ -20,6 +20,7 @@ from suite.models import load_model
 from suite.rewards.igpo import MALFORMED, extract_answer, igpo_em, igpo_f1, normalize, set_f1
 from suite.rollout import HFEngine, Rollouts, SamplingParams, collate, cut_at_stop
 from suite.trainer import Trainer
+from tests.helpers import assert_weights_moved
 
 FIXTURE_MIRROR = Path(__file__).resolve().parent / "fixtures" / "mirror"
 
@@ -365,6 +366,7 @@ def test_interrupted_and_resumed_igpo_run_ends_with_identical_weights(scripted, 
     resumed = Trainer(cfg, world_data / "run-igpo-resumed", resume=True)
     assert resumed.start_step == 1
     resumed.run()
+    assert_weights_moved(straight.policy, cfg.model)
     for (name, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), name
 

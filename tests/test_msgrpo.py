@@ -13,6 +13,7 @@ from suite.io import read_jsonl
 from suite.losses import aggregate, episode_row_weights
 from suite.rollout import Rollouts, collate
 from suite.trainer import Trainer
+from tests.helpers import assert_weights_moved
 
 
 # ------------------------------------------------------------------ equations
@@ -270,6 +271,7 @@ def test_interrupted_and_resumed_run_is_identical(game_data, tmp_path):
     resumed = Trainer(cfg, tmp_path / "resumed", resume=True)
     assert resumed.start_step == 2 and resumed.method.totals["episodes"] == 8  # the method's state came back
     resumed.run()
+    assert_weights_moved(straight.policy, cfg.model)
     for (name, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), name
     drop = ("gen_time", "update_time", "step_time", "gen_tokens_per_s", "tokens_per_s")

@@ -9,6 +9,7 @@ from suite.config import TrainConfig
 from suite.io import read_jsonl
 from suite.rollout import Rollouts, collate, trim_at_eos
 from suite.trainer import Trainer, train
+from tests.helpers import assert_weights_moved
 
 
 def tiny_config(data_dir, **overrides):
@@ -105,15 +106,21 @@ def test_masked_tokens_do_not_contribute(data_dir):
 
 def test_interrupted_and_resumed_run_ends_with_identical_weights(data_dir):
     cfg = tiny_config(data_dir)
-    straight = Trainer(cfg, data_dir / "run-straight")
+    def make(out, resume=False):
+        t = Trainer(cfg, data_dir / out, resume=resume)
+        t.reward_fn = lambda text, answers: float(len(text) % 2)  # rewards that differ within a group
+        return t
+
+    straight = make("run-straight")
     straight.run()
 
-    first = Trainer(cfg, data_dir / "run-resumed")
+    first = make("run-resumed")
     first.run(max_steps=2)  # "crash" after the step-2 checkpoint
     assert not (data_dir / "run-resumed" / "final").exists()
-    resumed = Trainer(cfg, data_dir / "run-resumed", resume=True)
+    resumed = make("run-resumed", resume=True)
     assert resumed.start_step == 2
     resumed.run()
+    assert_weights_moved(straight.policy, cfg.model)  # else equal weights would prove nothing
 
     for (name, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), name
