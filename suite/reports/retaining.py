@@ -31,7 +31,7 @@ from ..report import save_figure  # noqa: E402
 from ..tasks.mmlu import parse_answer  # noqa: E402
 
 METRIC = "acc"
-TARGET_TASKS = {"countdown": "countdown", "ifeval_like": "ifeval_like", "mmlu": "mmlu_reason"}  # train set -> task
+TARGET_TASKS = {"countdown": "countdown", "countdown_smoke": "countdown_smoke", "ifeval_like": "ifeval_like", "mmlu": "mmlu_reason"}  # train set -> task
 SFT_VARIANTS = {"expert": "SFT", "self": "Self-SFT", "iterative": "Iterative-SFT", "rl_traces": "SFT on RL traces"}
 CHOICE_PROBES = ("mmlu_reason", "arc_challenge")  # scored by "The answer is: X" (suite.tasks.mmlu.parse_answer)
 ORDER = ["SFT", "Self-SFT", "Iterative-SFT", "SFT on RL traces", "RL (β=0.05)", "RL (β=0)"]
