@@ -652,3 +652,9 @@ def _check_tasks_exist(tasks: set[str], source: str) -> None:
     missing = sorted(tasks - defined)
     if missing:
         raise ConfigError(f"{source}: eval.tasks: no task YAML in {TASKS_DIR} for {missing}; defined: {sorted(defined)}")
+    from .data import DatasetSpecError, declared_specs
+
+    try:  # two task files declaring one dataset name with different specs stop the profile before any job
+        declared_specs()
+    except DatasetSpecError as err:
+        raise ConfigError(f"{source}: {err}") from None
