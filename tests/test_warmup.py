@@ -58,3 +58,20 @@ def test_warm_up_learns_and_is_deterministic():
         assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_check_weights_moved_sees_an_unchanged_and_a_changed_model(tmp_path):
+    import importlib.util
+
+    from suite.models import load_model
+
+    spec = importlib.util.spec_from_file_location("moved", "scripts/check_weights_moved.py")
+    moved = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(moved)
+    model, tokenizer = load_model("tiny-llama")
+    model.save_pretrained(tmp_path / "same")
+    assert moved.max_change(tmp_path / "same", "tiny-llama") == 0.0
+    with torch.no_grad():
+        model.model.norm.weight[3] += 0.25
+    model.save_pretrained(tmp_path / "changed")
+    assert moved.max_change(tmp_path / "changed", "tiny-llama") == pytest.approx(0.25)
