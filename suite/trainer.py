@@ -24,6 +24,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -395,7 +396,7 @@ class Trainer:
             except Exception as err:  # noqa: BLE001 (any unreadable file is the same case)
                 broken.append(f"{checkpoint / STATE_FILE}: {type(err).__name__}: {err}")
                 tqdm.write(f"warning: cannot read {checkpoint / STATE_FILE} ({type(err).__name__}); "
-                           "trying the checkpoint before it")
+                           "trying the checkpoint before it", file=sys.stderr)
                 continue
             if written_by != self.cfg.hash():
                 self._move_stale(checkpoint, written_by)
@@ -405,10 +406,10 @@ class Trainer:
             except Exception as err:  # noqa: BLE001
                 broken.append(f"{checkpoint}: {type(err).__name__}: {err}")
                 tqdm.write(f"warning: cannot load the weights in {checkpoint} ({type(err).__name__}); "
-                           "trying the checkpoint before it")
+                           "trying the checkpoint before it", file=sys.stderr)
                 continue
             if broken:
-                tqdm.write(f"resuming from {checkpoint}, the latest checkpoint that loads")
+                tqdm.write(f"resuming from {checkpoint}, the latest checkpoint that loads", file=sys.stderr)
             return checkpoint, state, loaded
         raise CheckpointError("no checkpoint of this run can be loaded:\n  " + "\n  ".join(broken) +
                               f"\nDelete {self.out / 'checkpoints'} to start over, or restore a good copy.")
@@ -482,7 +483,7 @@ def train(experiment, out_dir: str | Path, resume: bool = False, max_steps: int 
                 record = {}
             if record.get("config_hash") == cfg.hash():
                 tqdm.write(f"{out_dir}: already complete ({cfg.steps} steps, {done}); nothing to do. "
-                           "Delete the directory to train it again.")
+                           "Delete the directory to train it again.", file=sys.stderr)
                 return record.get("last_metrics", {})
         start = time.time()
         trainer = Trainer(cfg, out_dir, resume=resume)

@@ -232,3 +232,58 @@ def test_a_completed_run_keeps_its_final_model_and_drops_its_resume_state(data_d
     train(SimpleNamespace(train=tiny_config(data_dir, steps=3, save_every=1), name="t", method="grpo"),
           data_dir / "run-cut", max_steps=2)
     assert (data_dir / "run-cut" / "checkpoints" / "step_000002").is_dir()
+
+
+def test_a_second_run_on_a_locked_out_dir_fails_naming_the_pid(data_dir):
+    import os
+    import subprocess
+    import sys
+
+    from suite.trainer import RunLockedError, run_lock
+
+    out = data_dir / "run-locked"
+    with run_lock(out):
+        with pytest.raises(RunLockedError, match=rf"PID {os.getpid()}.*\.lock"):
+            train(tiny_config(data_dir, steps=1), out)
+        # another process is refused too (flock is per open file, so this is the real case)
+        code = ("import sys; from suite.trainer import run_lock\n"
+                "try:\n    run_lock(__import__('pathlib').Path(sys.argv[1])).__enter__()\n"
+                "except Exception as e:\n    print(e); sys.exit(3)\n")
+        done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
+        assert done.returncode == 3 and f"PID {os.getpid()}" in done.stdout
+    with run_lock(out):  # released when the holder is done
+        pass
+
+
+def test_resume_on_a_finished_run_does_nothing_and_says_so(data_dir, capsys):
+    from types import SimpleNamespace
+
+    cfg = tiny_config(data_dir, steps=2, save_every=5)
+    out = data_dir / "run-finished"
+    exp = SimpleNamespace(train=cfg, name="t", method="grpo")
+    last = train(exp, out)
+    stamp = (out / "final" / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    again = train(exp, out, resume=True)
+    assert again["step"] == last["step"] == 2 and "already complete" in capsys.readouterr().err
+    assert (out / "final" / "model.safetensors").stat().st_mtime_ns == stamp  # not retrained
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("damage", ["trainer_state.pt", "model.safetensors"])
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(data_dir, damage, capsys):
+    from suite.trainer import CheckpointError
+
+    cfg = tiny_config(data_dir, steps=4, save_every=1, keep_checkpoints=3)
+    out = data_dir / f"run-corrupt-{damage}"
+    Trainer(cfg, out).run(max_steps=3)
+    latest = out / "checkpoints" / "step_000003" / damage
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 3])  # a truncated file
+    resumed = Trainer(cfg, out, resume=True)
+    assert resumed.start_step == 2
+    assert "step_000003" in capsys.readouterr().err
+    for step in (1, 2):  # nothing loads: the run stops naming the files rather than starting over
+        broken = out / "checkpoints" / f"step_{step:06d}" / damage
+        broken.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"(?s)step_000003.*step_000002.*step_000001"):
+        Trainer(cfg, out, resume=True)
