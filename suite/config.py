@@ -401,6 +401,7 @@ def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> Profile:
     _check_tasks_exist(tasks, source)
     for task in sorted(tasks):
         _check_task(task, raw["eval"]["tasks"][task] or {}, source)
+    _check_declarations(source)
     return Profile(path=Path(source), raw=raw, experiments=experiments)
 
 
@@ -645,6 +646,17 @@ def check_overrides(task: str, overrides: Any, where: str) -> None:
             raise ConfigError(f"{where}.generation_kwargs.{key} = {value!r} must be a number >= 0")
 
 
+def _check_declarations(source: str) -> None:
+    """Two task files declaring one dataset name with different specs stop the profile before any job
+    (after each task's own YAML was checked, so a syntax error is reported as one, with its line)."""
+    from .data import DatasetSpecError, declared_specs
+
+    try:
+        declared_specs()
+    except DatasetSpecError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
 def _check_tasks_exist(tasks: set[str], source: str) -> None:
     from .evaluate import CUSTOM_TASKS, TASKS_DIR
 
@@ -652,9 +664,4 @@ def _check_tasks_exist(tasks: set[str], source: str) -> None:
     missing = sorted(tasks - defined)
     if missing:
         raise ConfigError(f"{source}: eval.tasks: no task YAML in {TASKS_DIR} for {missing}; defined: {sorted(defined)}")
-    from .data import DatasetSpecError, declared_specs
 
-    try:  # two task files declaring one dataset name with different specs stop the profile before any job
-        declared_specs()
-    except DatasetSpecError as err:
-        raise ConfigError(f"{source}: {err}") from None

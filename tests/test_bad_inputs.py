@@ -517,7 +517,7 @@ def test_debug_flag_lets_the_traceback_through(tmp_path):
 
 def test_two_task_files_declaring_one_dataset_differently_stop_the_profile(tmp_path, monkeypatch):
     """The profile check (validate, and the Snakefile before any job) names both files."""
-    from suite.config import ConfigError, _check_tasks_exist
+    from suite.config import ConfigError, _check_declarations
 
     for name, column in (("a.yaml", "question"), ("b.yaml", "Question")):
         (tmp_path / name).write_text(
@@ -525,4 +525,4 @@ def test_two_task_files_declaring_one_dataset_differently_stop_the_profile(tmp_p
             f"  spec: {{hub_id: x/y, fields: {{prompt: '{{{column}}}', answers: answer}}}}\n")
     monkeypatch.setenv("RLREPRO_TASKS_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"(?s)dupe.*a\.yaml.*b\.yaml"):
-        _check_tasks_exist(set(), "profile p")
+        _check_declarations("profile p")
