@@ -11,7 +11,7 @@ prompt answered right with probability 1/2 and wrong otherwise, drawn anew each 
 - multiple choice: the same additions under MMLU's prompt with four lettered options: ``The answer is: X``
   (for the smoke's MMLU runs: the format, with the letter at chance);
 - the IGPO world (its first train questions under the Search-R1 prompt): ``<answer> name </answer>``, and
-  sometimes ``<search> question </search>`` first, so that episodes have more than one turn;
+  as often ``<search> names in the question </search>``, so that episodes have more than one turn;
 - Frozen Lake and Snake (MS-GRPO's ``direct`` prompt): ``<action>MOVE</action>`` with a legal move.
 
 So the warmed-up model samples a right answer about half the time on the smoke's training prompts, groups
@@ -34,7 +34,7 @@ LR = 3e-3
 MAX_PROMPT_TOKENS = 384  # the smoke IGPO runs' max_prompt_tokens: prompts are left-truncated the same way
 # per source: (optimizer steps, rows per batch). Long prompts cost most (tiny-llama's vocabulary is nearly
 # one token per character), so they get few, small batches: the format is all they need.
-SCHEDULE = {"arithmetic": (800, 64), "choice": (80, 32), "countdown": (250, 32), "search": (120, 16),
+SCHEDULE = {"arithmetic": (800, 64), "choice": (80, 32), "countdown": (250, 32), "search": (200, 16),
             "games": (40, 16)}
 
 # The smoke's small training sets: the generator calls that suite.data registers under these names.
@@ -87,7 +87,8 @@ def corpus(seed: int = 0) -> dict[str, list[tuple[str, list[str], list[str]]]]:
     for rec in questions:
         prompt = PROMPTS["search_r1"].format(question=rec["prompt"])
         gold = rec["answers"][0]
-        sources["search"].append((prompt, [f"<answer> {gold} </answer>", f"<search> {rec['prompt']} </search>"],
+        query = " ".join(w.strip("?") for w in rec["prompt"].split()[1:] if w[:1].isupper()) or rec["prompt"]
+        sources["search"].append((prompt, [f"<answer> {gold} </answer>", f"<search> {query} </search>"],
                                   [f"<answer> {n} </answer>" for n in names if n != gold]))
     sources["games"] = _game_pairs(rng)
     return sources
