@@ -30,7 +30,7 @@ from .io import atomic_path, read_jsonl, write_text  # noqa: E402
 
 PAPER_NUMBERS = REPO / "config" / "paper_numbers.yaml"
 HEADLINE = ("acc", "f1", "success_rate", "em")  # the metric a task's bar shows: first one it has
-TRAIN_METRICS = ("reward", "accuracy", "entropy", "response_length", "step_time")
+TRAIN_METRICS = ("reward", "accuracy", "entropy", "kl", "response_length", "step_time")
 CURVES = ("reward", "accuracy")
 
 
