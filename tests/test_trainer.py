@@ -287,3 +287,17 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(data_dir, 
         broken.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"(?s)step_000003.*step_000002.*step_000001"):
         Trainer(cfg, out, resume=True)
+
+
+def test_a_log_line_cut_by_a_crash_does_not_stop_the_resume(data_dir):
+    """Disk full during an append leaves half a line at the end of metrics.jsonl: the next start drops it
+    with a warning naming the file and the resumed run logs every step once."""
+    cfg = tiny_config(data_dir, steps=4, save_every=2)
+    out = data_dir / "run-cut-log"
+    Trainer(cfg, out).run(max_steps=3)  # checkpoint at step 2, then step 3 logged
+    log = out / "metrics.jsonl"
+    log.write_text(log.read_text()[:-40])  # step 3's line cut short, no newline
+    resumed = Trainer(cfg, out, resume=True)
+    with pytest.warns(Warning, match=r"metrics\.jsonl: dropped its cut-off last line"):
+        resumed.run()
+    assert [r["step"] for r in read_jsonl(log)] == [1, 2, 3, 4]
