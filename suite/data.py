@@ -42,7 +42,6 @@ import yaml
 
 from . import import_object
 from .io import write_json, write_jsonl
-from .warmup import SMOKE_SETS
 
 MIRROR_ENV = "RLREPRO_DATA_MIRROR"
 TASKS_DIR_ENV = "RLREPRO_TASKS_DIR"
@@ -198,8 +197,12 @@ REGISTRY: dict[str, DatasetSpec] = {
                                               "max_target": 20} for split, n in (("train", 1000), ("test", 100))}),
         # The smoke profile's small training sets, which tiny-llama-warm is fitted to answer about half the time
         # (suite/warmup.py): 16 single-digit additions, 16 two-number Countdown puzzles
-        *[DatasetSpec(name, generator=generator, generator_kwargs=kwargs)
-          for name, (generator, kwargs) in SMOKE_SETS.items()],
+        DatasetSpec("arithmetic_smoke", generator="suite.tasks.arithmetic:generate",
+                    generator_kwargs={"train": {"split": "train", "n": 16, "digits": 1, "ops": "+"},
+                                      "test": {"split": "test", "n": 8, "digits": 1, "ops": "+"}}),
+        DatasetSpec("countdown_smoke", generator="suite.tasks.retaining:countdown_split",
+                    generator_kwargs={split: {"split": split, "n": n, "n_numbers": (2, 2), "max_number": 12,
+                                              "max_target": 24} for split, n in (("train", 16), ("test", 8))}),
         DatasetSpec("ifeval_like", generator="suite.tasks.retaining:ifeval_like_split",
                     generator_kwargs={"train": {"split": "train", "n": 4000}, "test": {"split": "test", "n": 500}}),
         DatasetSpec("mmlu", hub_id="cais/mmlu", hub_config="all", generator="suite.tasks.retaining:mmlu_split",

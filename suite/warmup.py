@@ -3,7 +3,7 @@
 The random ``tiny-llama`` never writes a well-formed answer, so every reward of a smoke run is the same,
 every advantage is 0 and no weight moves: a smoke run (and a resume test) built on it proves only that the
 code runs. This module fine-tunes it for some seconds, at build time, on the small training sets that the
-smoke profile's runs train on (``SMOKE_SETS``, registered in ``suite.data`` under the same names), each
+smoke profile's runs train on (``SMOKE_SETS``, registered in ``suite.data``), each
 prompt answered right with probability 1/2 and wrong otherwise, drawn anew each time it is seen:
 
 - ``arithmetic_smoke``: 16 single-digit additions, plain and ``math`` templates: ``\\boxed{N}``;
@@ -37,22 +37,16 @@ MAX_PROMPT_TOKENS = 384  # the smoke IGPO runs' max_prompt_tokens: prompts are l
 SCHEDULE = {"arithmetic": (800, 64), "choice": (80, 32), "countdown": (250, 32), "search": (200, 16),
             "games": (40, 16)}
 
-# The smoke's small training sets: the generator calls that suite.data registers under these names.
-SMOKE_SETS = {
-    "arithmetic_smoke": ("suite.tasks.arithmetic:generate",
-                         {"train": {"split": "train", "n": 16, "digits": 1, "ops": "+"},
-                          "test": {"split": "test", "n": 8, "digits": 1, "ops": "+"}}),
-    "countdown_smoke": ("suite.tasks.retaining:countdown_split",
-                        {"train": {"split": "train", "n": 16, "n_numbers": (2, 2), "max_number": 12, "max_target": 24},
-                         "test": {"split": "test", "n": 8, "n_numbers": (2, 2), "max_number": 12, "max_target": 24}}),
-}
+SMOKE_SETS = ("arithmetic_smoke", "countdown_smoke")  # registered in suite.data
 
 
 def smoke_records(name: str, split: str = "train") -> list[dict]:
+    """The records of a smoke set, from its registry entry's generator (nothing is written)."""
     from . import import_object
+    from .data import get_spec
 
-    generator, kwargs = SMOKE_SETS[name]
-    return list(import_object(generator, name)(**kwargs[split]))
+    spec = get_spec(name)
+    return list(import_object(spec.generator, name)(**spec.generator_kwargs[split]))
 
 
 def corpus(seed: int = 0) -> dict[str, list[tuple[str, list[str], list[str]]]]:
