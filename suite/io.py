@@ -69,6 +69,17 @@ def is_disk_full(err: BaseException) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def naming_disk_full(path: str | os.PathLike):
+    """Inside the block, a full disk (:func:`is_disk_full`) is raised as :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except Exception as err:
+        if is_disk_full(err) and not isinstance(err, DiskFullError):
+            raise DiskFullError(path) from err
+        raise
+
+
 def _umask() -> int:
     try:
         with open("/proc/self/status") as f:
@@ -101,13 +112,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     os.close(fd)
     tmp = Path(tmp)
     try:
-        os.chmod(tmp, normal_mode())  # mkstemp makes it 0600
-        yield tmp
-        os.replace(tmp, path)
-    except Exception as err:
-        if is_disk_full(err) and not isinstance(err, DiskFullError):
-            raise DiskFullError(path) from err
-        raise
+        with naming_disk_full(path):
+            os.chmod(tmp, normal_mode())  # mkstemp makes it 0600
+            yield tmp
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -196,16 +204,12 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
     """Append one row and flush it to disk (metrics survive a crash). A last line an earlier crash cut
     short is dropped first, so the new row starts on a line of its own."""
     path = Path(path)
-    try:
+    with naming_disk_full(path):
         _repair_tail(path)
         with open(path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
-    except OSError as err:
-        if is_disk_full(err) and not isinstance(err, DiskFullError):
-            raise DiskFullError(path) from err
-        raise
 
 
 def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
