@@ -374,10 +374,6 @@ class Trainer:
         return sorted(p for p in (self.out / "checkpoints").glob("step_*")
                       if re.fullmatch(r"step_\d+", p.name) and (p / STATE_FILE).is_file())
 
-    def latest_checkpoint(self) -> Path | None:
-        done = self.checkpoints()
-        return done[-1] if done else None
-
     def _resumable_checkpoint(self) -> tuple[Path | None, dict | None, tuple | None]:
         """The latest loadable checkpoint of this config: (directory, trainer state, (model, tokenizer)).
 
@@ -389,14 +385,18 @@ class Trainer:
         if not candidates:
             return None, None, None
         broken = []
+
+        def skip(what: Path, err: Exception) -> None:
+            broken.append(f"{what}: {type(err).__name__}: {err}")
+            tqdm.write(f"warning: cannot read {what} ({type(err).__name__}); trying the checkpoint before it",
+                       file=sys.stderr)
+
         for checkpoint in reversed(candidates):
             try:
                 state = torch.load(checkpoint / STATE_FILE, weights_only=False)
                 written_by = state["config_hash"]
             except Exception as err:  # noqa: BLE001 (any unreadable file is the same case)
-                broken.append(f"{checkpoint / STATE_FILE}: {type(err).__name__}: {err}")
-                tqdm.write(f"warning: cannot read {checkpoint / STATE_FILE} ({type(err).__name__}); "
-                           "trying the checkpoint before it", file=sys.stderr)
+                skip(checkpoint / STATE_FILE, err)
                 continue
             if written_by != self.cfg.hash():
                 self._move_stale(checkpoint, written_by)
@@ -404,9 +404,7 @@ class Trainer:
             try:
                 loaded = load_model(str(checkpoint))
             except Exception as err:  # noqa: BLE001
-                broken.append(f"{checkpoint}: {type(err).__name__}: {err}")
-                tqdm.write(f"warning: cannot load the weights in {checkpoint} ({type(err).__name__}); "
-                           "trying the checkpoint before it", file=sys.stderr)
+                skip(checkpoint, err)
                 continue
             if broken:
                 tqdm.write(f"resuming from {checkpoint}, the latest checkpoint that loads", file=sys.stderr)
