@@ -32,7 +32,21 @@ def _prepare(args):
     print(prepare(args.name, args.split, args.data_dir, mirror=args.mirror))
 
 
+def set_threads(n: int | None) -> None:
+    """Give torch ``n`` intra-op threads (the cores Snakemake gave the job, ``threads:``), so that jobs running
+    side by side do not oversubscribe the machine; None keeps torch's default (all cores)."""
+    if n is None:
+        return
+    if n < 1:
+        raise ValueError(f"--threads {n}: must be at least 1")
+    import torch
+
+    torch.set_num_threads(n)
+    print(f"torch threads: {n}", file=sys.stderr)
+
+
 def _train(args):
+    set_threads(args.threads)
     from .config import load_profile
     from .trainer import train
 
@@ -41,6 +55,7 @@ def _train(args):
 
 
 def _evaluate(args):
+    set_threads(args.threads)
     from .evaluate import evaluate
 
     from .config import check_overrides, check_task_yaml, tasks_dir
@@ -177,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=f"show the traceback of an error (or {DEBUG_ENV}=1)")
+    compute = argparse.ArgumentParser(add_help=False)
+    compute.add_argument("--threads", type=int, default=None,
+                         help="torch intra-op threads (the Snakefile passes the job's `threads`); default: all cores")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", parents=[common], help="write a dataset split to data/")
@@ -186,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", default=None, help="local mirror folder (default: $RLREPRO_DATA_MIRROR, else the hub)")
     p.set_defaults(func=_prepare)
 
-    p = sub.add_parser("train", parents=[common], help="train one experiment of a profile")
+    p = sub.add_parser("train", parents=[common, compute], help="train one experiment of a profile")
     p.add_argument("--config", required=True)
     p.add_argument("--experiment", required=True)
     p.add_argument("--out", required=True)
@@ -196,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for testing resume)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", parents=[common], help="evaluate a checkpoint on one task")
+    p = sub.add_parser("evaluate", parents=[common, compute], help="evaluate a checkpoint on one task")
     p.add_argument("--model", required=True)
     p.add_argument("--task", required=True)
     p.add_argument("--out", required=True)
