@@ -88,7 +88,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     micro_batch_size: int = 8
     ppo_epochs: int = 1
-    bf16: bool = True  # bf16 autocast for forward/backward and generation (fp32 master weights)
+    # bf16 autocast for forward/backward and a bf16 copy for generation (fp32 master weights); "auto": bf16 where the
+    # device computes it natively, fp32 where it would be emulated (suite/precision.py)
+    bf16: bool | str = "auto"
     # GRPO loss
     # divide group-centred rewards by the group std; None: the method's default (METHOD_DEFAULTS, Method.defaults)
     scale_rewards: bool | None = None
@@ -148,6 +150,7 @@ class TrainConfig:
         _choice(self, "kl_estimator", ["k3", "k2"])
         _choice(self, "engine", ["auto", "hf", "vllm"])
         _choice(self, "lr_schedule", ["constant", "cosine"])
+        _check(self, "bf16", self.bf16 in (True, False, "auto"), "must be true, false or auto")
 
         from .algos import METHODS
         from .prompts import TEMPLATES
@@ -316,6 +319,29 @@ class Experiment:
     train: TrainConfig | None  # None for the untrained base model
     eval_tasks: list[str]
     label: str
+    # what the training job asks of the scheduler (Snakemake resources / SLURM): gpus, threads, mem_mb, runtime
+    # (minutes); the profile's ``resources.train`` with the experiment's ``resources`` over it (resolve_resources)
+    resources: dict[str, Any] = field(default_factory=lambda: dict(RESOURCE_DEFAULTS))
+    # the same for each evaluation of this experiment: ``resources.evaluate``, then ``resources.evaluate`` of the
+    # experiment
+    eval_resources: dict[str, Any] = field(default_factory=lambda: dict(RESOURCE_DEFAULTS))
+
+
+# a job's resources when the profile says nothing: a CPU job on one core (Snakemake caps threads at --cores)
+RESOURCE_DEFAULTS = {"gpus": 0, "threads": 1, "mem_mb": 4000, "runtime": 60}
+RESOURCE_KEYS = tuple(RESOURCE_DEFAULTS)
+
+
+def resolve_resources(raw: dict[str, Any], exp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(training job, evaluation job) resources of one experiment: the built-in defaults, then the profile's
+    ``resources.train`` / ``resources.evaluate``, then the experiment's own ``resources`` (its flat keys for the
+    training job, its ``evaluate`` mapping for its evaluations). The schema has checked keys and ranges."""
+    profile = raw.get("resources") or {}
+    own = dict(exp.get("resources") or {})
+    own_eval = own.pop("evaluate", None) or {}
+    train = {**RESOURCE_DEFAULTS, **(profile.get("train") or {}), **own}
+    evaluate = {**RESOURCE_DEFAULTS, **(profile.get("evaluate") or {}), **own_eval}
+    return train, evaluate
 
 
 @dataclass
@@ -395,9 +421,11 @@ def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> Profile:
             _check_algo_options(train, source)
         _check_model(name, exp, model, source)
         papers = [exp["paper"]] if isinstance(exp["paper"], str) else list(exp["paper"])
+        resources, eval_resources = resolve_resources(raw, exp)
         experiments[name] = Experiment(name=name, papers=papers, method=exp["method"], model=model,
                                        train=train, eval_tasks=list(exp["eval_tasks"]),
-                                       label=exp.get("label", name))
+                                       label=exp.get("label", name), resources=resources,
+                                       eval_resources=eval_resources)
     _check_tasks_exist(tasks, source)
     for task in sorted(tasks):
         _check_task(task, raw["eval"]["tasks"][task] or {}, source)

@@ -38,6 +38,7 @@ from .data import load_records
 from .io import append_jsonl, read_jsonl, replace_dir, write_json, write_jsonl
 from .losses import aggregate, clipped_surrogate, kl_penalty, masked_mean, selected_logprobs_and_entropy
 from .models import attention, cpu_attention, load_model, resolve_model
+from .precision import precision_line, resolve_bf16
 from .prompts import render
 from .rewards import get_reward, get_verifier
 from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, make_engine
@@ -155,6 +156,8 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.bf16 = resolve_bf16(cfg.bf16, self.device)  # bf16: auto -> native on this device or not
+        tqdm.write(precision_line(cfg.bf16, self.device), file=sys.stderr)
         self.start_step = 0
         checkpoint, state, loaded = self._resumable_checkpoint() if resume else (None, None, None)
         self.policy, self.tokenizer = loaded or load_model(cfg.model)
@@ -170,7 +173,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         model_path = str(checkpoint) if checkpoint else resolve_model(cfg.model)
         self.engine = make_engine(cfg.engine, self.policy, self.tokenizer, model_path,
-                                  batch_size=cfg.generation_batch_size, bf16=cfg.bf16, seed=cfg.seed)
+                                  batch_size=cfg.generation_batch_size, bf16=self.bf16, seed=cfg.seed)
         self.reward_fn, self.verifier = get_reward(cfg.reward), get_verifier(cfg.verifier)
         self.records = load_records(cfg.train_dataset, cfg.train_split, cfg.data_dir)
         self.method = get_method(cfg.method)(self)
@@ -221,7 +224,7 @@ class Trainer:
         costs 1/G of the compute. Same numbers as one pass over each row's full sequence (tests/test_trainer.py).
         """
         width = batch.completion_ids.shape[1]
-        with autocast(self.device, self.cfg.bf16), attention(model, cpu_attention(self.device, batch.input_ids.shape[1])):
+        with autocast(self.device, self.bf16), attention(model, cpu_attention(self.device, batch.input_ids.shape[1])):
             if batch.prompt_of_row is None:
                 logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                position_ids=batch.position_ids, use_cache=False, logits_to_keep=width + 1).logits

@@ -210,7 +210,7 @@ class Cooper(GRPO):
         o = self.options
         return RewardModel.from_pretrained(source, seed=self.cfg.seed, max_length=o.rm_max_length, lr=o.rm_lr,
                                            weight_decay=o.rm_weight_decay, max_grad_norm=o.rm_max_grad_norm,
-                                           batch_size=o.rm_batch_size, bf16=self.cfg.bf16, device=self.trainer.device)
+                                           batch_size=o.rm_batch_size, bf16=self.trainer.bf16, device=self.trainer.device)
 
     def negative_maker(self) -> NegativeMaker:
         if self._maker is None:
@@ -231,7 +231,7 @@ class Cooper(GRPO):
         else:
             model, tokenizer = load_model(o.assistant)
         model.to(t.device).eval().requires_grad_(False)
-        engine = HFEngine(model, tokenizer, batch_size=cfg.generation_batch_size, bf16=cfg.bf16)
+        engine = HFEngine(model, tokenizer, batch_size=cfg.generation_batch_size, bf16=t.bf16)
         params = SamplingParams(max_new_tokens=o.negative_max_new_tokens or cfg.max_new_tokens,
                                 temperature=o.negative_temperature, top_p=1.0)
         return chat_assistant(engine, tokenizer, params)
@@ -245,7 +245,7 @@ class Cooper(GRPO):
             "data": [cfg.train_dataset, cfg.train_split,
                      config_hash([[r["id"], r["prompt"], r["answers"]] for r in t.records])],
             "sampling": [cfg.prompt_template, cfg.max_prompt_tokens, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
-                         cfg.generation_batch_size, cfg.bf16, cfg.seed],
+                         cfg.generation_batch_size, t.bf16, cfg.seed],
         })
 
     def prepare_reward_model(self) -> None:

@@ -342,7 +342,7 @@ class IGPO(Method):
             rows.append(ProbeRow(context=e.context, points=points, probe=ids, gold=(g0, g1)))
             which.append(i)
         values = probe_logprobs_packed(t.policy, rows, t.tokenizer.pad_token_id, batch_size=self.options.probe_batch_size,
-                                       bf16=cfg.bf16, temperature=cfg.temperature)
+                                       bf16=t.bf16, temperature=cfg.temperature)
         out: list[list[float]] = [[] for _ in episodes]
         for i, v in zip(which, values):
             out[i] = v
