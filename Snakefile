@@ -3,6 +3,12 @@
 #   snakemake --cores all                                   # default profile (config/mini.yaml)
 #   snakemake --cores all --configfile config/smoke.yaml    # another profile
 #   snakemake -n --configfile config/paper.yaml             # dry run
+#   snakemake --cores all --resources gpu=8 --configfile config/paper.yaml    # one node, 8 GPUs
+#   snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml  # a SLURM cluster (README)
+#
+# Every training and evaluation job declares what the profile's `resources` ask (gpu, mem_mb, runtime, threads);
+# a GPU job gets its own GPUs through suite.gpus (CUDA_VISIBLE_DEVICES), a multi-GPU training runs under torchrun.
+# prepare_data and report run in this Snakemake process's machine (localrules: the head node under SLURM).
 #
 # The profile is validated (schema + every experiment's training config) before any job runs.
 
@@ -20,6 +26,7 @@ os.environ.setdefault("RLREPRO_TASKS_DIR", str(Path(workflow.basedir) / "tasks")
 from suite.config import config_hash, parse_profile
 from suite.data import REGISTRY, declared_spec, spec_hash
 from suite.evaluate import task_data
+from suite.gpus import launch
 
 # The default profile is used only when no --configfile is given: Snakemake would otherwise
 # deep-merge the named profile over it, and a profile would inherit keys it does not set.
@@ -50,6 +57,18 @@ wildcard_constraints:
     paper="[a-z0-9_-]+",
     dataset="[A-Za-z0-9_-]+",
     split="[A-Za-z0-9_-]+",
+
+
+localrules: prepare_data, report
+
+
+def train_resources(exp):
+    return EXPERIMENTS[exp].resources
+
+
+def eval_resources(exp):
+    # untrained experiments of one model share their evaluations (Profile.eval_owner): the owner's resources
+    return EXPERIMENTS[PROFILE.eval_owner(exp)].eval_resources
 
 
 def trained(exp):
@@ -110,12 +129,18 @@ rule train:
         f"{RUNS}/{{exp}}/done.json",
     params:
         config_hash=lambda wc: run_hash(wc.exp),
+        # gpus > 1: torchrun, one process per GPU (the trainer reads the torchrun world)
+        launch=lambda wc: launch(train_resources(wc.exp)["gpus"], "suite train"),
     log:
         f"{RUNS}/{{exp}}/train.log",
-    threads: workflow.cores
+    threads: lambda wc: train_resources(wc.exp)["threads"]
+    resources:
+        gpu=lambda wc: train_resources(wc.exp)["gpus"],
+        mem_mb=lambda wc: train_resources(wc.exp)["mem_mb"],
+        runtime=lambda wc: train_resources(wc.exp)["runtime"],
     shell:
-        "python -m suite train --config {RESOLVED} --experiment {wildcards.exp} --out {RUNS}/{wildcards.exp}"
-        " --resume > {log} 2>&1"
+        "{params.launch} --config {RESOLVED} --experiment {wildcards.exp} --out {RUNS}/{wildcards.exp}"
+        " --threads {threads} --resume > {log} 2>&1"
 
 
 rule evaluate:
@@ -131,11 +156,16 @@ rule evaluate:
         config_hash=lambda wc: run_hash(wc.exp),
         batch_size=config["eval"].get("batch_size", 16),
         seed=config["eval"].get("seed", 0),
+        launch=lambda wc: launch(eval_resources(wc.exp)["gpus"], "suite evaluate", torchrun=False),
     log:
         f"{RESULTS}/evals/{{exp}}/{{task}}.log",
-    threads: workflow.cores
+    threads: lambda wc: eval_resources(wc.exp)["threads"]
+    resources:
+        gpu=lambda wc: eval_resources(wc.exp)["gpus"],
+        mem_mb=lambda wc: eval_resources(wc.exp)["mem_mb"],
+        runtime=lambda wc: eval_resources(wc.exp)["runtime"],
     shell:
-        "python -m suite evaluate --model {params.model} --task {wildcards.task} --out {output}"
+        "{params.launch} --threads {threads} --model {params.model} --task {wildcards.task} --out {output}"
         " --data-dir {DATA} --limit '{params.limit}' --overrides '{params.overrides}' --seed {params.seed}"
         " --batch-size {params.batch_size} --config-hash {params.config_hash} > {log} 2>&1"
 

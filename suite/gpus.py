@@ -113,10 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     os.execvp(command[0], command)
 
 
-def launch(gpus: int, module_args: str, python: str = "python") -> str:
+def launch(gpus: int, module_args: str, torchrun: bool = True, python: str = "python") -> str:
     """The shell command of a job on ``gpus`` GPUs running ``python -m <module_args>``: through this module's
-    slots when it has GPUs, through torchrun (one process per GPU) when it has more than one."""
-    if gpus > 1:
+    slots when it has GPUs; through torchrun (one process per GPU) when it has more than one and ``torchrun``
+    (training; an evaluation is one process that shards the model itself)."""
+    if gpus > 1 and torchrun:
         command = f"torchrun --standalone --nproc_per_node {gpus} -m {module_args}"
     else:
         command = f"{python} -m {module_args}"
