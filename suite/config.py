@@ -101,6 +101,18 @@ class TrainConfig:
     # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm | episode-step-token-mean (suite/losses.py);
     # None: the method's default (METHOD_DEFAULTS, overridden by the method class's ``defaults``)
     loss_agg: str | None = None
+    # many GPUs and memory (suite/distributed.py, suite/vllm_engine.py, README: distributed training). Left at their
+    # defaults these keys are not part of the config hash, so existing runs keep theirs.
+    fsdp: bool | str = "auto"  # FSDP2 sharding of the policy and reference: auto = when launched on several ranks
+    fsdp_cpu_offload: bool = False  # sharded parameters, gradients and optimizer state on the CPU
+    gradient_checkpointing: bool = False  # recompute each decoder layer's activations in the backward pass
+    # sampling seeds: step = torch's stream seeded per step (one process); group = one seed per prompt group from
+    # (seed, step, prompt), the same samples on any number of ranks; auto = step with one process, group with several
+    generation_seed: str = "auto"
+    vllm_gpu_memory_utilization: float = 0.3  # vLLM's share of each GPU (weights + KV cache)
+    vllm_max_model_len: int = 4096  # prompt + completion tokens; a longer context ends its episode as truncated
+    vllm_tensor_parallel_size: int = 1
+    vllm_enable_sleep_mode: bool = True  # vLLM frees its memory during the update and wakes for generation
     # bookkeeping
     save_every: int = 10
     keep_checkpoints: int = 2
@@ -150,6 +162,11 @@ class TrainConfig:
         _choice(self, "kl_estimator", ["k3", "k2"])
         _choice(self, "engine", ["auto", "hf", "vllm"])
         _choice(self, "lr_schedule", ["constant", "cosine"])
+        _check(self, "fsdp", self.fsdp in (True, False, "auto"), "must be true, false or auto")
+        _choice(self, "generation_seed", ["auto", "step", "group"])
+        _check(self, "vllm_gpu_memory_utilization", 0 < self.vllm_gpu_memory_utilization < 1, "must be in (0, 1)")
+        for key in ("vllm_max_model_len", "vllm_tensor_parallel_size"):
+            _check(self, key, getattr(self, key) >= 1, "must be >= 1")
         _check(self, "bf16", self.bf16 in (True, False, "auto"), "must be true, false or auto")
 
         from .algos import METHODS
@@ -167,7 +184,12 @@ class TrainConfig:
         _choice(self, "verifier", sorted(VERIFIERS))
 
     def hash(self) -> str:
-        return config_hash(dataclasses.asdict(self))
+        d = dataclasses.asdict(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key in HASH_IF_SET:  # keys added after runs existed: part of the hash only when set to another value
+            if d[key] == defaults[key]:
+                del d[key]
+        return config_hash(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -304,6 +326,11 @@ def _check_dataset(cfg: TrainConfig) -> None:
                           key="train_dataset") from None
     _check(cfg, "train_split", cfg.train_split in spec.splits,
            f"is not a split of dataset {cfg.train_dataset!r}; it has {spec.splits}")
+
+
+# TrainConfig keys that enter the config hash only when they differ from their default (TrainConfig.hash)
+HASH_IF_SET = ("fsdp", "fsdp_cpu_offload", "gradient_checkpointing", "generation_seed", "vllm_gpu_memory_utilization",
+               "vllm_max_model_len", "vllm_tensor_parallel_size", "vllm_enable_sleep_mode")
 
 
 def config_hash(obj: Any) -> str:

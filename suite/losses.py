@@ -89,8 +89,11 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
     return float((x.detach() * mask).sum() / mask.sum().clamp(min=1))
 
 
-def selected_logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-prob of ``tokens`` under ``logits`` and the (detached) entropy per position."""
+# Rows x vocabulary entries per chunk of selected_logprobs_and_entropy: 2^26 fp32 values (256 MiB) per temporary.
+LOGITS_CHUNK_ELEMENTS = 2**26
+
+
+def _logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logits = logits.float()
     logz = torch.logsumexp(logits, dim=-1)
     logp = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - logz
@@ -98,3 +101,40 @@ def selected_logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor) ->
         probs = torch.softmax(logits, dim=-1)
         entropy = logz - (probs * logits).sum(-1)
     return logp, entropy
+
+
+def _chunk_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return _logprobs_and_entropy(logits, tokens)[0]
+
+
+def selected_logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor,
+                                  chunk_elements: int = LOGITS_CHUNK_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of ``tokens`` under ``logits`` and the (detached) entropy per position.
+
+    Over the vocabulary in chunks of positions (``chunk_elements`` logits each), so the fp32 copy, softmax and
+    product over the vocabulary exist for one chunk at a time rather than for every row; with gradients each
+    chunk's log-softmax is recomputed in the backward pass instead of kept. Per position the arithmetic is the
+    unchunked one (same numbers, tests/test_distributed.py); a batch within one chunk takes the unchunked path. On
+    the CPU (memory is not the limit there) chunks keep their fp32 copy for the backward pass rather than recompute.
+    """
+    vocab = logits.shape[-1]
+    positions = logits.numel() // max(vocab, 1)
+    rows = max(1, chunk_elements // max(vocab, 1))
+    if positions <= rows:
+        return _logprobs_and_entropy(logits, tokens)
+    flat, flat_tokens = logits.reshape(-1, vocab), tokens.reshape(-1)
+    logps, entropies = [], []
+    for start in range(0, positions, rows):
+        part, part_tokens = flat[start:start + rows], flat_tokens[start:start + rows]
+        with torch.no_grad():
+            _, entropy = _logprobs_and_entropy(part.detach(), part_tokens)
+        if torch.is_grad_enabled() and part.requires_grad and part.is_cuda:  # GPU memory: recompute, do not keep
+            from torch.utils.checkpoint import checkpoint
+
+            logp = checkpoint(_chunk_logprobs, part, part_tokens, use_reentrant=False)
+        else:
+            logp = _chunk_logprobs(part, part_tokens)
+        logps.append(logp)
+        entropies.append(entropy)
+    shape = tokens.shape
+    return torch.cat(logps).view(shape), torch.cat(entropies).view(shape)

@@ -36,6 +36,9 @@ class SamplingParams:
     # "</search>"); the completion is cut after the token that completes it. Empty: stop at EOS only.
     stop: tuple[str, ...] = ()
     greedy: bool = False  # argmax decoding (evaluation); temperature and top_p are then ignored
+    # the seed of this call's draws (vLLM: SamplingParams.seed); None: the engine's stream (HF: torch's global RNG,
+    # which the trainer seeds per step, or per prompt group: Trainer.generate)
+    seed: int | None = None
 
 
 class GenerationEngine(Protocol):
@@ -182,47 +185,22 @@ class HFEngine:
         return cache
 
 
-class VLLMEngine:
-    """vLLM generation on a GPU (optional extra ``rlrepro[gpu]``).
-
-    The engine runs in the trainer's process (no multiprocessing) so the policy's
-    weights can be loaded into vLLM's model after each update, as TRL's colocate mode does.
-    """
-
-    def __init__(self, model_path: str, tokenizer, seed: int = 0, gpu_memory_utilization: float = 0.3,
-                 max_model_len: int = 4096):
-        import os
-
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        from vllm import LLM
-
-        self.tokenizer = tokenizer
-        self.llm = LLM(model=model_path, dtype="bfloat16", seed=seed, enable_prefix_caching=True,
-                       gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
-
-    def sync_weights(self, model) -> None:
-        runner = self.llm.llm_engine.model_executor.driver_worker.worker.model_runner
-        runner.model.load_weights(((k, v.detach()) for k, v in model.state_dict().items()))
-        self.llm.reset_prefix_cache()
-
-    def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[int]]:
-        from vllm import SamplingParams as VSP
-        from vllm.inputs import TokensPrompt
-
-        sp = VSP(n=params.n, temperature=0.0 if params.greedy else params.temperature,
-                 top_p=1.0 if params.greedy else params.top_p, max_tokens=params.max_new_tokens,
-                 stop=list(params.stop) or None, include_stop_str_in_output=True)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sp, use_tqdm=False)
-        return [cut_at_stop(list(c.token_ids), params.stop, self.tokenizer) for o in outputs for c in o.outputs]
-
-
-def make_engine(kind: str, model, tokenizer, model_path: str, *, batch_size: int, bf16: bool, seed: int):
+def engine_kind(kind: str) -> str:
+    """``auto`` -> ``vllm`` on a GPU with vLLM installed, else ``hf``."""
     if kind == "auto":
-        kind = "vllm" if torch.cuda.is_available() and has_vllm() else "hf"
+        return "vllm" if torch.cuda.is_available() and has_vllm() else "hf"
+    return kind
+
+
+def make_engine(kind: str, model, tokenizer, model_path: str, *, batch_size: int, bf16: bool, seed: int,
+                vllm_options: dict | None = None):
+    kind = engine_kind(kind)
     if kind == "vllm":
         if not has_vllm():
             raise RuntimeError("engine 'vllm' needs the optional extra: pip install 'rlrepro[gpu]'")
-        return VLLMEngine(model_path, tokenizer, seed=seed)
+        from .vllm_engine import VLLMEngine  # suite/vllm_engine.py: colocated, sleeping during the update
+
+        return VLLMEngine(model_path, tokenizer, seed=seed, **(vllm_options or {}))
     return HFEngine(model, tokenizer, batch_size=batch_size, bf16=bf16)
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -41,10 +43,24 @@ from .models import attention, cpu_attention, load_model, resolve_model
 from .precision import precision_line, resolve_bf16
 from .prompts import render
 from .rewards import get_reward, get_verifier
-from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, make_engine
+from . import distributed
+from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, engine_kind, make_engine
 
 STATE_FILE = "trainer_state.pt"
 LOCK_FILE = ".lock"
+
+
+def _subset(r: Rollouts, rows: list[int]) -> Rollouts:
+    """The rows ``rows`` of ``r`` (prompt and completion ids only: what :meth:`Trainer.micro_batches` orders by)."""
+    return Rollouts(prompt_ids=[r.prompt_ids[i] for i in rows], completion_ids=[r.completion_ids[i] for i in rows],
+                    loss_mask=[], advantages=[], rewards=[], correct=[], group=[])
+
+
+def group_seed(seed: int, step: int, prompt: tuple, occurrence: int) -> int:
+    """The sampling seed of one prompt group: from the run's seed, the step, the prompt's tokens and which
+    occurrence of that prompt in the call it is; independent of the rank that samples it."""
+    digest = hashlib.sha256(f"{seed}|{step}|{occurrence}|{','.join(map(str, prompt))}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % 2**31
 
 
 class CheckpointError(RuntimeError):
@@ -155,25 +171,50 @@ class Trainer:
 
         self.cfg, self.out = cfg, Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.world = distributed.setup()  # one process, or the torchrun world (suite/distributed.py)
+        self.device = (distributed.device_for(self.world) if self.world.distributed
+                       else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         self.bf16 = resolve_bf16(cfg.bf16, self.device)  # bf16: auto -> native on this device or not
-        tqdm.write(precision_line(cfg.bf16, self.device), file=sys.stderr)
+        if self.world.is_main:
+            tqdm.write(precision_line(cfg.bf16, self.device), file=sys.stderr)
+        self.sharded = cfg.fsdp is True or (cfg.fsdp == "auto" and self.world.distributed)
+        self.group_seeding = cfg.generation_seed == "group" or (cfg.generation_seed == "auto" and self.world.distributed)
+        self._check_world()
         self.start_step = 0
+        self._step = 0
         checkpoint, state, loaded = self._resumable_checkpoint() if resume else (None, None, None)
         self.policy, self.tokenizer = loaded or load_model(cfg.model)
         self.policy.to(self.device).train()
         self.policy.config.use_cache = False
+        if cfg.gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.tokenizer.padding_side = "left"
+        model_path = str(checkpoint) if checkpoint else resolve_model(cfg.model)
+        kind = engine_kind(cfg.engine)
+        # the model HF generation samples from: the policy itself, or (sharded) an unsharded copy refreshed from
+        # the gathered weights after each update (generate() on shards would need every rank in every step)
+        self.gen_model = None
+        if self.sharded and kind == "hf":
+            self.gen_model = copy.deepcopy(self.policy).to(torch.bfloat16 if self.bf16 else torch.float32)
+            self.gen_model.eval().requires_grad_(False)
+            if cfg.gradient_checkpointing:
+                self.gen_model.gradient_checkpointing_disable()
+        if self.sharded and kind == "vllm":  # vLLM first (sleeping), before the optimizer state takes the memory
+            self.engine = self._make_engine(kind, model_path)
+        if self.sharded:
+            distributed.shard(self.policy, bf16=self.bf16 and self.device.type == "cuda", offload=cfg.fsdp_cpu_offload)
         self.ref = None
         if cfg.kl_coef > 0:
             self.ref, _ = load_model(cfg.model)
             self.ref.to(self.device).eval().requires_grad_(False)
+            if self.sharded:
+                distributed.shard(self.ref, bf16=self.bf16 and self.device.type == "cuda", offload=cfg.fsdp_cpu_offload)
+        # fused: one kernel, not a loop over tensors (an unsharded model; FSDP's DTensor shards take the default)
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
-                                           weight_decay=cfg.weight_decay, fused=True)  # one kernel, not a loop over tensors
+                                           weight_decay=cfg.weight_decay, **({} if self.sharded else {"fused": True}))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        model_path = str(checkpoint) if checkpoint else resolve_model(cfg.model)
-        self.engine = make_engine(cfg.engine, self.policy, self.tokenizer, model_path,
-                                  batch_size=cfg.generation_batch_size, bf16=self.bf16, seed=cfg.seed)
+        if not (self.sharded and kind == "vllm"):
+            self.engine = self._make_engine(kind, model_path)
         self.reward_fn, self.verifier = get_reward(cfg.reward), get_verifier(cfg.verifier)
         self.records = load_records(cfg.train_dataset, cfg.train_split, cfg.data_dir)
         self.method = get_method(cfg.method)(self)
@@ -181,6 +222,32 @@ class Trainer:
         self._perms: dict[int, list[int]] = {}
         if state is not None:
             self._load_state(state)
+
+    def _make_engine(self, kind: str, model_path: str):
+        cfg = self.cfg
+        vllm = dict(gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, max_model_len=cfg.vllm_max_model_len,
+                    tensor_parallel_size=cfg.vllm_tensor_parallel_size, enable_sleep_mode=cfg.vllm_enable_sleep_mode)
+        return make_engine(kind, self.gen_model if self.gen_model is not None else self.policy, self.tokenizer,
+                           model_path, batch_size=cfg.generation_batch_size, bf16=self.bf16 and self.gen_model is None,
+                           seed=cfg.seed, vllm_options=vllm)
+
+    def _check_world(self) -> None:
+        """Refuse what N > 1 ranks cannot run (suite/distributed.py; README, distributed training)."""
+        from .algos import get_method
+
+        if not self.world.distributed:
+            return
+        cfg = self.cfg
+        refused = getattr(get_method(cfg.method), "distributed_refusal", None)
+        if refused:
+            raise ValueError(f"method {cfg.method!r} does not run on {self.world.size} ranks yet: {refused}; "
+                             "train it with one process")
+        if not self.sharded:
+            raise ValueError(f"train.fsdp = false with {self.world.size} ranks: several ranks train through FSDP2; "
+                             "set fsdp: auto (or true)")
+        if not self.group_seeding:
+            raise ValueError(f"train.generation_seed = {cfg.generation_seed!r} with {self.world.size} ranks: each rank "
+                             "samples its own prompt groups, seeded per group; set generation_seed: auto (or group)")
 
     # -- data and generation -------------------------------------------------
     def records_for_step(self, step: int, n: int) -> list[dict]:
@@ -208,9 +275,31 @@ class Trainer:
         return ids[-self.cfg.max_prompt_tokens:]
 
     def generate(self, prompt_ids: list[list[int]], n: int, max_new_tokens: int | None = None) -> list[list[int]]:
+        """``n`` completions per prompt, prompt-major. With ``generation_seed: group`` (always with several ranks)
+        each run of identical consecutive prompts (a prompt group) is sampled with its own seed, from (seed, step,
+        the prompt's tokens, which run of that prompt it is): the same samples whichever rank draws them. Several
+        ranks share the runs (whole groups each) and gather the completions, so every rank returns all of them."""
         params = SamplingParams(max_new_tokens=max_new_tokens or self.cfg.max_new_tokens,
                                 temperature=self.cfg.temperature, top_p=self.cfg.top_p, n=n)
-        return self.engine.generate(prompt_ids, params)
+        if not self.group_seeding:
+            return self.engine.generate(prompt_ids, params)
+        runs: list[tuple[int, int, int]] = []  # (start, end, seed)
+        seen: dict[tuple, int] = {}
+        start = 0
+        for i in range(1, len(prompt_ids) + 1):
+            if i == len(prompt_ids) or prompt_ids[i] != prompt_ids[start]:
+                key = tuple(prompt_ids[start])
+                seen[key] = seen.get(key, -1) + 1
+                runs.append((start, i, group_seed(self.cfg.seed, self._step, key, seen[key])))
+                start = i
+        mine: list[list[int]] = []
+        devices = [self.device] if self.device.type == "cuda" else []
+        for k in self.world.share(len(runs)):
+            begin, end, seed = runs[k]
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                mine.extend(self.engine.generate(prompt_ids[begin:end], dataclasses.replace(params, seed=seed)))
+        return [c for part in self.world.all_gather_object(mine) for c in part]
 
     def decode(self, completions: list[list[int]]) -> list[str]:
         return self.tokenizer.batch_decode(completions, skip_special_tokens=True)
@@ -253,33 +342,60 @@ class Trainer:
         size = self.cfg.micro_batch_size
         return [order[i:i + size] for i in range(0, len(order), size)]
 
+    def local_rows(self, r: Rollouts) -> list[int]:
+        """This rank's rows: the rows of its contiguous share of the step's groups (all rows with one process)."""
+        if not self.world.distributed:
+            return list(range(len(r)))
+        groups = list(dict.fromkeys(r.group))
+        mine = {groups[k] for k in self.world.share(len(groups))}
+        return [i for i in range(len(r)) if r.group[i] in mine]
+
+    def _rank_micro_batches(self, r: Rollouts, rows: list[int]) -> list[tuple[list[int], bool]]:
+        """(rows, real) per micro-batch of ``rows``. Under FSDP every forward and backward is a collective, so a rank
+        with fewer micro-batches than another runs extra ones over its first rows that contribute nothing."""
+        if len(rows) == len(r):
+            sub = self.micro_batches(r)
+        else:
+            sub = [[rows[i] for i in mb] for mb in self.micro_batches(_subset(r, rows))]
+        out = [(mb, True) for mb in sub]
+        if self.sharded:
+            most = self.world.max_int(len(out))
+            out += [(out[0][0] if out else rows[:1], False)] * (most - len(out))
+        return out
+
     @torch.no_grad()
-    def fill_old_logprobs(self, r: Rollouts) -> None:
+    def fill_old_logprobs(self, r: Rollouts, rows: list[int] | None = None) -> None:
         """Record log-probs under the current policy for rows without them (ppo_epochs > 1)."""
         old = r.old_logp or [None] * len(r)
-        for rows in self.micro_batches(r):
-            missing = [i for i in rows if old[i] is None]
-            if missing:
-                batch = collate(r, missing, self.tokenizer.pad_token_id).to(self.device)
+        for mb, real in self._rank_micro_batches(r, list(range(len(r))) if rows is None else rows):
+            missing = [i for i in mb if old[i] is None] if real else []
+            if missing or self.sharded:  # sharded: every rank runs the forward, needed or not (a collective)
+                batch = collate(r, missing or mb, self.tokenizer.pad_token_id).to(self.device)
                 logp, _ = self.completion_logprobs(self.policy, batch)
                 for j, i in enumerate(missing):
                     old[i] = logp[j, :len(r.completion_ids[i])].tolist()
         r.old_logp = old
 
     def update(self, r: Rollouts) -> dict[str, float]:
+        """One update over the step's rollouts. Every rank holds all of them (:meth:`generate` gathers), trains on its
+        groups' rows (:meth:`local_rows`), and normalises by the whole batch's counts: the sum over ranks of their
+        losses is the one-process loss, and FSDP sums the gradients."""
         cfg = self.cfg
-        total_tokens = float(sum(sum(m) for m in r.loss_mask))
+        total_tokens = float(sum(sum(m) for m in r.loss_mask))  # the whole batch's, on every rank
         if total_tokens == 0:  # nothing to learn from (SFT without a correct sample): no optimizer step at all, so
             self.scheduler.step()  # AdamW's step count, moments and weights (decay included) stay as they were
             return {"loss": 0.0, "grad_norm": 0.0, "update_skipped": 1.0}
+        rows = self.local_rows(r)
         if cfg.ppo_epochs > 1:
-            self.fill_old_logprobs(r)
+            self.fill_old_logprobs(r, rows)
         sums: dict[str, float] = {}
         grad_norm = 0.0
         for _ in range(cfg.ppo_epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            for rows in self.micro_batches(r):
-                batch = collate(r, rows, self.tokenizer.pad_token_id).to(self.device)
+            for mb, real in self._rank_micro_batches(r, rows):
+                batch = collate(r, mb, self.tokenizer.pad_token_id).to(self.device)
+                if cfg.gradient_checkpointing:  # HF turns the cache off under checkpointing: one pass per row
+                    batch.prompt_of_row = None
                 logp, entropy = self.completion_logprobs(self.policy, batch)
                 batch.entropy = entropy.detach()  # for methods that log entropy by row kind
                 old = torch.where(batch.has_old_logp[:, None], batch.old_logp, logp.detach())
@@ -287,31 +403,54 @@ class Trainer:
                 if self.ref is not None:
                     with torch.no_grad():
                         ref_logp, _ = self.completion_logprobs(self.ref, batch)
+                if not real:  # a stand-in micro-batch (see _rank_micro_batches): joins the collectives, adds 0
+                    self.backward(logp.sum() * 0.0, batch)
+                    continue
                 per_token, stats = self.method.token_loss(batch, logp, old, ref_logp)
                 loss = aggregate(per_token, batch.loss_mask, cfg.loss_agg, total_tokens=total_tokens,
                                  total_seqs=len(r), max_len=cfg.max_new_tokens, row_weight=batch.row_weight)
-                loss.backward()
+                # FSDP averages gradients over ranks; the loss is already the batch's share, so undo the average
+                self.backward(loss * self.world.size if self.sharded and self.world.size > 1 else loss, batch)
                 # per-token stats are averaged over the batch's trained tokens and the epochs
                 weight = float(batch.loss_mask.sum()) / max(total_tokens, 1.0) / cfg.ppo_epochs
                 stats["entropy"] = masked_mean(entropy, batch.loss_mask)
                 for key, value in stats.items():
                     sums[key] = sums.get(key, 0.0) + value * weight
                 sums["loss"] = sums.get("loss", 0.0) + loss.item() / cfg.ppo_epochs
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm))
+            if self.sharded:
+                grad_norm = distributed.clip_grad_norm(self.policy, cfg.max_grad_norm)
+            else:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm))
             self.optimizer.step()
         self.scheduler.step()
-        self.engine.sync_weights(self.policy)
-        return {**sums, "grad_norm": grad_norm}
+        self._sync_engine()
+        return {**self.world.sum_dict(sums), "grad_norm": grad_norm}
+
+    def backward(self, loss: torch.Tensor, batch: Batch) -> None:
+        """``loss.backward()``; under gradient checkpointing inside the attention implementation the forward pass
+        used (completion_logprobs picks one per length on the CPU), so the recomputed layers match the saved ones."""
+        if not self.cfg.gradient_checkpointing:
+            loss.backward()
+            return
+        with attention(self.policy, cpu_attention(self.device, batch.input_ids.shape[1])):
+            loss.backward()
+
+    def _sync_engine(self) -> None:
+        if self.gen_model is not None:  # sharded policy, HF generation: refresh the unsharded sampling copy
+            self.gen_model.load_state_dict(distributed.full_state_dict(self.policy, everywhere=True))
+        self.engine.sync_weights(self.gen_model if self.gen_model is not None else self.policy)
 
     # -- the loop ------------------------------------------------------------
     def run(self, max_steps: int | None = None) -> dict[str, Any]:
         cfg = self.cfg
         end = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
         metrics_path = self.out / "metrics.jsonl"
-        self._truncate_log(metrics_path)
-        self._truncate_log(self.out / "samples.jsonl")
+        main = self.world.is_main  # rank 0 alone writes logs, samples and checkpoints
+        if main:
+            self._truncate_log(metrics_path)
+            self._truncate_log(self.out / "samples.jsonl")
         bar = tqdm(range(self.start_step, end), desc=f"train {cfg.experiment}", initial=self.start_step,
-                   total=cfg.steps, dynamic_ncols=True)
+                   total=cfg.steps, dynamic_ncols=True, disable=not main)
         row: dict[str, Any] = {}
         if self.start_step < end:
             self.method.setup()
@@ -324,8 +463,9 @@ class Trainer:
             extra = self.method.after_update(rollouts, step)
             t2 = time.perf_counter()
             row = self._metrics(step, rollouts, update_stats, extra, t0, t1, t2)
-            append_jsonl(metrics_path, row)
-            self._log_samples(step, rollouts)
+            if main:
+                append_jsonl(metrics_path, row)
+                self._log_samples(step, rollouts)
             bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.3f}", s=f"{row['step_time']:.1f}")
             if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
                 self.save_checkpoint(step + 1)
@@ -354,6 +494,9 @@ class Trainer:
                                                      "reward": r.rewards[i], "correct": r.correct[i]})
 
     def _seed(self, step: int) -> None:
+        """Every rank seeds the same stream from (seed, step): what the ranks decide alike (ExGRPO's replay draw, the
+        step's prompts) stays alike; sampling is seeded per prompt group when ranks share it (:meth:`generate`)."""
+        self._step = step
         seed = (self.cfg.seed * 1_000_003 + step) % 2**31
         random.seed(seed)
         np.random.seed(seed)
@@ -417,38 +560,52 @@ class Trainer:
 
     def _move_stale(self, checkpoint: Path, written_by: str) -> None:
         stale = self.out / "checkpoints.stale"
-        shutil.rmtree(stale, ignore_errors=True)
-        (self.out / "checkpoints").rename(stale)
-        tqdm.write(f"{checkpoint} came from another config ({written_by}); moved to {stale}, starting fresh")
-        for log in ("metrics.jsonl", "samples.jsonl"):
-            if (self.out / log).exists():
-                (self.out / log).rename(stale / log)
+        if self.world.is_main:
+            shutil.rmtree(stale, ignore_errors=True)
+            (self.out / "checkpoints").rename(stale)
+            tqdm.write(f"{checkpoint} came from another config ({written_by}); moved to {stale}, starting fresh")
+            for log in ("metrics.jsonl", "samples.jsonl"):
+                if (self.out / log).exists():
+                    (self.out / log).rename(stale / log)
+        self.world.barrier()
 
     def _save_model(self, final: Path, trainer_state: dict | None = None) -> None:
-        """Write the policy (and optionally the trainer state) beside ``final``, then swap it in."""
-        tmp = final.with_name(final.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.policy.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        if trainer_state is not None:
-            torch.save(trainer_state, tmp / STATE_FILE)
-        replace_dir(tmp, final)
+        """Write the policy (and optionally the trainer state) beside ``final``, then swap it in. Sharded: the full
+        weights are gathered to rank 0 (every rank takes part), which alone writes; the others wait for it."""
+        full = distributed.full_state_dict(self.policy) if self.sharded else None
+        if self.world.is_main:
+            tmp = final.with_name(final.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            if full is None:
+                self.policy.save_pretrained(tmp)
+            else:  # without tied duplicates (lm_head.weight = embed_tokens.weight), as an unsharded save writes
+                tied = ({n for n, _ in self.policy.named_parameters(remove_duplicate=False)}
+                        - {n for n, _ in self.policy.named_parameters()})
+                self.policy.save_pretrained(tmp, state_dict={k: v for k, v in full.items() if k not in tied})
+            self.tokenizer.save_pretrained(tmp)
+            if trainer_state is not None:
+                torch.save(trainer_state, tmp / STATE_FILE)
+            replace_dir(tmp, final)
+        self.world.barrier()
 
     def save_checkpoint(self, step: int) -> Path:
         final = self.checkpoint_dir(step)
         self._save_model(final, {
-            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "step": step, "optimizer": distributed.optimizer_state(self.policy, self.optimizer),
+            "scheduler": self.scheduler.state_dict(),
             "method": self.method.state_dict(), "config_hash": self.cfg.hash(),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
         })
-        for old in self.checkpoints()[:-self.cfg.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        for cut_short in (self.out / "checkpoints").glob("step_*.partial"):
-            shutil.rmtree(cut_short, ignore_errors=True)
+        if self.world.is_main:
+            for old in self.checkpoints()[:-self.cfg.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+            for cut_short in (self.out / "checkpoints").glob("step_*.partial"):
+                shutil.rmtree(cut_short, ignore_errors=True)
+        self.world.barrier()
         return final
 
     def _load_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        distributed.load_optimizer_state(self.policy, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
         random.setstate(state["rng"]["python"])
@@ -475,7 +632,8 @@ def train(experiment, out_dir: str | Path, resume: bool = False, max_steps: int 
     if cfg is None:
         raise ValueError(f"experiment {experiment.name!r} has method {experiment.method!r}, which is not trained")
     out_dir = Path(out_dir)
-    with run_lock(out_dir):
+    main = distributed.setup().is_main  # under torchrun rank 0 holds the lock and writes done.json
+    with run_lock(out_dir) if main else contextlib.nullcontext():
         done = out_dir / "done.json"
         if resume and done.is_file() and (out_dir / "final").is_dir():
             try:
@@ -489,7 +647,7 @@ def train(experiment, out_dir: str | Path, resume: bool = False, max_steps: int 
         start = time.time()
         trainer = Trainer(cfg, out_dir, resume=resume)
         last = trainer.run(max_steps=max_steps)
-        if (out_dir / "final").is_dir() and (max_steps is None or max_steps >= cfg.steps):
+        if main and (out_dir / "final").is_dir() and (max_steps is None or max_steps >= cfg.steps):
             write_json(done, {"experiment": cfg.experiment, "steps": cfg.steps,
                               "config_hash": cfg.hash(), "last_metrics": last,
                               "wall_time_s": time.time() - start, "config": copy.deepcopy(vars(cfg))})

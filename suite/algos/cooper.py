@@ -116,6 +116,9 @@ class CooperOptions:
 class Cooper(GRPO):
     # the paper's GRPO objective: (1/G) sum_i (1/|o_i|) sum_t, with std-normalised advantages
     defaults = {"loss_agg": "seq-mean-token-mean", "scale_rewards": True}
+    # several ranks: the reward model is trained in after_update by its own unsharded optimizer on every rank;
+    # replicated training is not checked to stay identical across ranks yet
+    distributed_refusal = "its co-trained reward model is not sharded or checked at N > 1"
     Options = CooperOptions
 
     def __init__(self, trainer):

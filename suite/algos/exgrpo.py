@@ -256,9 +256,10 @@ class ExGRPO(Method):
     def after_update(self, rollouts: Rollouts, step: int) -> dict[str, float | None]:
         """Token means of what ``token_loss`` saw (first PPO epoch's entropies included in every epoch)."""
         out = {}
+        sums = self.trainer.world.sum_dict(self._sums)  # several ranks: each saw its own groups' tokens
         for name in ("entropy_replayed", "entropy_fresh", "replay_weight"):
-            n = self._sums.get(name + "/n", 0.0)
-            out[name] = self._sums.get(name, 0.0) / n if n else None  # None: no such token this step
+            n = sums.get(name + "/n", 0.0)
+            out[name] = sums.get(name, 0.0) / n if n else None  # None: no such token this step
         self._sums = {}
         return out
 

@@ -263,6 +263,8 @@ def probe_logprobs_per_turn(model, rows: list[ProbeRow], *, bf16: bool = False,
 class IGPO(Method):
     # the paper's GRPO objective averages each episode's generated tokens (1/|o_i|), then the episodes
     defaults = {"loss_agg": "seq-mean-token-mean", "scale_rewards": True}
+    distributed_refusal = ("its search episodes call the engine directly (not split by rank) and its information-gain "
+                           "probes are not checked at N > 1")
 
     @dataclass
     class Options:

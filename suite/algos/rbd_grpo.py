@@ -53,7 +53,7 @@ class RBDGRPO(GRPO):
             r.rewards = [reward if ok else 0.0 for reward, ok in zip(r.rewards, done)]
             grouped = torch.tensor(r.rewards, dtype=torch.float).view(-1, self.cfg.group_size)
             r.advantages = broadcast(self.advantages(grouped).flatten().tolist(), r.completion_ids)
-        if self.options.log_correct:
+        if self.options.log_correct and self.trainer.world.is_main:  # every rank holds all rollouts; rank 0 writes
             self._log(step, r, done)
         return r
 

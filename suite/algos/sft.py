@@ -83,6 +83,7 @@ def sft_token_loss(logp: torch.Tensor) -> torch.Tensor:
 class SFT(Method):
     # cross-entropy averaged over all response tokens of the batch (the reference's CrossEntropyLoss)
     defaults = {"loss_agg": "token-mean"}
+    distributed_refusal = "its sampling of self-generated data calls the engine directly, not split by rank"
 
     @dataclass
     class Options:

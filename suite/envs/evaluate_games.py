@@ -129,7 +129,7 @@ class ModelAgent:
         if backend == "vllm":
             from transformers import AutoTokenizer
 
-            from ..rollout import VLLMEngine
+            from ..vllm_engine import VLLMEngine
 
             location = resolve_model(model)
             self.tokenizer = AutoTokenizer.from_pretrained(location)
