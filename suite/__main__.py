@@ -7,6 +7,7 @@
     rescore   score saved responses again after a scorer fix (no generation)
     regress   compare fresh results with committed baselines
     validate  check a profile (the Snakefile does this before any work)
+    plan      estimated GPU memory per experiment of a profile, and whether it fits (--check fails if not)
 
 An error prints one message naming the file, key or line and the fix, and exits with status 2
 (``regress`` exits 1 when a score drifts); ``--debug`` or ``RLREPRO_DEBUG=1`` shows the traceback.
@@ -85,6 +86,17 @@ def _regress(args):
     from .regress import main as regress_main
 
     sys.exit(regress_main(args.results, args.baseline, args.tolerances, update=args.update))
+
+
+def _plan(args):
+    from .config import load_profile
+    from .plan import check_profile, plan, table
+
+    profile = load_profile(args.config)
+    print(f"# {args.config}: estimated memory per GPU (GiB) on {args.gpu_memory:g} GiB GPUs (suite/plan.py)\n")
+    print(table(plan(profile, args.gpu_memory)))
+    if args.check:
+        check_profile(profile, args.gpu_memory)
 
 
 def _validate(args):
@@ -249,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common], help="validate a profile")
     p.add_argument("config")
     p.set_defaults(func=_validate)
+
+    p = sub.add_parser("plan", parents=[common], help="estimated GPU memory per experiment of a profile; fits or not")
+    p.add_argument("--configfile", "--config", dest="config", required=True)
+    p.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
+    p.add_argument("--check", action="store_true",
+                   help="exit 2 naming each experiment that asks for GPUs and does not fit them, and its fix")
+    p.set_defaults(func=_plan)
 
     return parser
 

@@ -50,8 +50,12 @@ def launch(cfg: dict, out: Path, ranks: int, *extra: str) -> None:
     assert proc.returncode == 0, stderr[-4000:]
 
 
+def metric(out: Path, key: str) -> list[float]:
+    return [row[key] for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+
+
 def losses(out: Path) -> list[float]:
-    return [row["loss"] for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+    return metric(out, "loss")
 
 
 def weights(out: Path) -> dict[str, torch.Tensor]:
@@ -64,6 +68,8 @@ def assert_same_run(a: Path, b: Path, steps: int = 4) -> None:
     la, lb = losses(a), losses(b)
     assert len(la) == len(lb) == steps
     assert la == pytest.approx(lb, rel=1e-4, abs=1e-6), f"loss per step: {la} vs {lb}"
+    ga, gb = metric(a, "grad_norm"), metric(b, "grad_norm")
+    assert ga == pytest.approx(gb, rel=1e-4), f"gradient norm per step: {ga} vs {gb}"
     wa, wb = weights(a), weights(b)
     assert sorted(wa) == sorted(wb)
     worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
