@@ -245,6 +245,10 @@ class Trainer:
         if not self.sharded:
             raise ValueError(f"train.fsdp = false with {self.world.size} ranks: several ranks train through FSDP2; "
                              "set fsdp: auto (or true)")
+        if cfg.prompts_per_step < self.world.size:
+            raise ValueError(f"train.prompts_per_step = {cfg.prompts_per_step} with {self.world.size} ranks: each rank "
+                             "trains whole prompt groups, so it needs at least one; raise prompts_per_step or use "
+                             "fewer ranks")
         if not self.group_seeding:
             raise ValueError(f"train.generation_seed = {cfg.generation_seed!r} with {self.world.size} ranks: each rank "
                              "samples its own prompt groups, seeded per group; set generation_seed: auto (or group)")
@@ -274,13 +278,16 @@ class Trainer:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids[-self.cfg.max_prompt_tokens:]
 
-    def generate(self, prompt_ids: list[list[int]], n: int, max_new_tokens: int | None = None) -> list[list[int]]:
+    def generate(self, prompt_ids: list[list[int]], n: int, max_new_tokens: int | None = None,
+                 params: SamplingParams | None = None) -> list[list[int]]:
         """``n`` completions per prompt, prompt-major. With ``generation_seed: group`` (always with several ranks)
         each run of identical consecutive prompts (a prompt group) is sampled with its own seed, from (seed, step,
         the prompt's tokens, which run of that prompt it is): the same samples whichever rank draws them. Several
-        ranks share the runs (whole groups each) and gather the completions, so every rank returns all of them."""
-        params = SamplingParams(max_new_tokens=max_new_tokens or self.cfg.max_new_tokens,
-                                temperature=self.cfg.temperature, top_p=self.cfg.top_p, n=n)
+        ranks share the runs (whole groups each) and gather the completions, so every rank returns all of them.
+        ``params``: a method's own sampling settings (then ``n`` and ``max_new_tokens`` are its)."""
+        if params is None:
+            params = SamplingParams(max_new_tokens=max_new_tokens or self.cfg.max_new_tokens,
+                                    temperature=self.cfg.temperature, top_p=self.cfg.top_p, n=n)
         if not self.group_seeding:
             return self.engine.generate(prompt_ids, params)
         runs: list[tuple[int, int, int]] = []  # (start, end, seed)
@@ -360,7 +367,8 @@ class Trainer:
         out = [(mb, True) for mb in sub]
         if self.sharded:
             most = self.world.max_int(len(out))
-            out += [(out[0][0] if out else rows[:1], False)] * (most - len(out))
+            stand_in = out[0][0] if out else (rows[:1] or [0])  # a rank without rows borrows row 0 (adds nothing)
+            out += [(stand_in, False)] * (most - len(out))
         return out
 
     @torch.no_grad()

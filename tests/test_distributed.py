@@ -80,11 +80,23 @@ def assert_same_run(a: Path, b: Path, steps: int = 4) -> None:
 def runs(tmp_path_factory, data_dir):
     """GRPO (with a KL reference) and ExGRPO (replay buffer, from step 1), each on 1 and 2 ranks; GRPO interrupted
     after its step-2 checkpoint and resumed on the other world size."""
+    from suite.data import prepare
+
     root = tmp_path_factory.mktemp("dist")
+    for name in ("frozen_lake_seeds", "countdown"):
+        prepare(name, "train", data_dir)
     grpo = config(data_dir)
     exgrpo = config(data_dir, method="exgrpo", kl_coef=0.0, algo={"delayed_start": False, "replay_ratio": 0.5})
+    # MS-GRPO: multi-turn episodes, rows drawn per update, per-episode weights over the whole batch (kl on)
+    msgrpo = config(data_dir, method="msgrpo", train_dataset="frozen_lake_seeds", group_size=2, max_new_tokens=6,
+                    micro_batch_size=3, max_prompt_tokens=128, kl_coef=0.01, seed=5,
+                    algo={"game_kwargs": {"max_steps": 3}, "update_samples": 5, "sampling": "softmax"})
+    # SFT on expert answers: no sampling, one row per prompt
+    sft = config(data_dir, method="sft", train_dataset="countdown", prompt_template="plain", reward="countdown",
+                 verifier="countdown", group_size=1, max_new_tokens=600, micro_batch_size=3, kl_coef=0.0,
+                 algo={"data": "expert", "prompts": 16})
     out = {}
-    for name, cfg in (("grpo", grpo), ("exgrpo", exgrpo)):
+    for name, cfg in (("grpo", grpo), ("exgrpo", exgrpo), ("msgrpo", msgrpo), ("sft", sft)):
         for ranks in (1, 2):
             out[name, ranks] = root / f"{name}-{ranks}"
             launch(cfg, out[name, ranks], ranks)
@@ -96,10 +108,11 @@ def runs(tmp_path_factory, data_dir):
     return out
 
 
-@pytest.mark.parametrize("method", ["grpo", "exgrpo"])
+@pytest.mark.parametrize("method", ["grpo", "exgrpo", "msgrpo", "sft"])
 def test_two_ranks_take_the_updates_of_one_process(runs, method):
     """Same global batch and seed, fp32: the same loss at every step and the same final weights (GRPO with its KL
-    reference sharded too; ExGRPO with its replay buffer replicated, generation split by group and gathered)."""
+    reference sharded too; ExGRPO with its replay buffer replicated, generation split by group and gathered; MS-GRPO's
+    episodes played on both ranks' shares of each turn, its per-episode weights over the whole batch; SFT)."""
     assert json.loads((runs[method, 2] / "world.json").read_text()) == {"size": 2, "sharded": True}
     assert json.loads((runs[method, 1] / "world.json").read_text()) == {"size": 1, "sharded": False}
     assert_same_run(runs[method, 1], runs[method, 2])
@@ -195,11 +208,12 @@ def test_group_seeding_samples_a_group_alike_wherever_it_sits(data_dir, tmp_path
     assert t.generate([a, b], n=3) != both
 
 
-def test_methods_not_checked_at_several_ranks_are_refused(data_dir, tmp_path, monkeypatch):
+def test_what_several_ranks_cannot_run_is_refused(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(distributed, "setup", lambda: distributed.World(rank=0, size=2))
-    for method in ("cooper", "igpo", "msgrpo", "sft"):
-        with pytest.raises(ValueError, match=f"method '{method}' does not run on 2 ranks"):
-            Trainer(TrainConfig(**config(data_dir, method=method, kl_coef=0.0)), tmp_path / method)
+    with pytest.raises(ValueError, match="method 'cooper' does not run on 2 ranks"):
+        Trainer(TrainConfig(**config(data_dir, method="cooper", kl_coef=0.0)), tmp_path / "cooper")
+    with pytest.raises(ValueError, match="prompts_per_step = 1 with 2 ranks"):
+        Trainer(TrainConfig(**config(data_dir, prompts_per_step=1)), tmp_path / "one")
     with pytest.raises(ValueError, match="generation_seed = 'step' with 2 ranks"):
         Trainer(TrainConfig(**config(data_dir, generation_seed="step")), tmp_path / "step")
 

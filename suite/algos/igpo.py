@@ -263,8 +263,6 @@ def probe_logprobs_per_turn(model, rows: list[ProbeRow], *, bf16: bool = False,
 class IGPO(Method):
     # the paper's GRPO objective averages each episode's generated tokens (1/|o_i|), then the episodes
     defaults = {"loss_agg": "seq-mean-token-mean", "scale_rewards": True}
-    distributed_refusal = ("its search episodes call the engine directly (not split by rank) and its information-gain "
-                           "probes are not checked at N > 1")
 
     @dataclass
     class Options:
@@ -326,7 +324,8 @@ class IGPO(Method):
         episodes = [new_episode(rec["prompt"], self.new_env(), t.chat_ids) for rec in records for _ in range(n)]
         params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                 stop=STOP)
-        return list(run_episodes(episodes, lambda contexts: t.engine.generate(contexts, params), t.tokenizer,
+        # through the trainer: split by prompt group over ranks (and seeded per group) when there are several
+        return list(run_episodes(episodes, lambda contexts: t.generate(contexts, 1, params=params), t.tokenizer,
                                  self.options.prefill, self.options.first_prefill))
 
     def probe(self, episodes: list[Episode], answers: list[str]) -> list[list[float]]:

@@ -157,7 +157,6 @@ class MSGRPO(Method):
     # the paper's J = (1/G) sum_j (1/T_j) sum_t L_CLIP(j, t): per step a mean over its tokens, per episode a mean
     # over its steps, then a mean over episodes
     defaults = {"loss_agg": "episode-step-token-mean", "scale_rewards": True}
-    distributed_refusal = "its multi-step episodes (game sampling, episode weights) are not checked at N > 1"
     Options = Options
 
     @classmethod

@@ -83,7 +83,6 @@ def sft_token_loss(logp: torch.Tensor) -> torch.Tensor:
 class SFT(Method):
     # cross-entropy averaged over all response tokens of the batch (the reference's CrossEntropyLoss)
     defaults = {"loss_agg": "token-mean"}
-    distributed_refusal = "its sampling of self-generated data calls the engine directly, not split by rank"
 
     @dataclass
     class Options:
@@ -199,7 +198,8 @@ class SFT(Method):
         t, opt = self.trainer, self.options
         params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=opt.sample_temperature,
                                 top_p=self.cfg.top_p, n=opt.samples_per_prompt)
-        completions = t.engine.generate([t.prompt_ids(rec) for rec in self.records], params)
+        # through the trainer: split by prompt over ranks (and seeded per prompt) when there are several
+        completions = t.generate([t.prompt_ids(rec) for rec in self.records], opt.samples_per_prompt, params=params)
         texts = t.decode(completions)
         pool, seen, n_correct, rows = [], set(), 0, []
         for j, (ids, text) in enumerate(zip(completions, texts)):
