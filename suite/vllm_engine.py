@@ -61,15 +61,20 @@ class VLLMEngine:
 
     # -- weights ---------------------------------------------------------------
     def _model(self):
-        executor = self.llm.llm_engine.model_executor
-        worker = executor.driver_worker
-        runner = getattr(getattr(worker, "worker", worker), "model_runner")
-        return runner.model
+        """The in-process model (TRL's colocate path); None where this vLLM hides it (then ``LLM.apply_model``)."""
+        try:
+            worker = self.llm.llm_engine.model_executor.driver_worker
+            return getattr(worker, "worker", worker).model_runner.model
+        except AttributeError:
+            return None
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         model = self._model()
         for name, tensor in weights:  # one tensor at a time: no second full copy of the model
-            model.load_weights([(name, tensor)])
+            if model is not None:
+                model.load_weights([(name, tensor)])
+            else:
+                self.llm.apply_model(lambda m, item=(name, tensor): m.load_weights([item]))
         self.llm.reset_prefix_cache()
 
     def sync_weights(self, model: torch.nn.Module) -> None:
