@@ -235,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overrides", default=None, help="JSON merged into the task config")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--backend", choices=["hf", "vllm"], default=None)
+    p.add_argument("--backend", choices=["rlrepro", "hf", "vllm"], default=None,
+                   help="rlrepro: lm-eval's hf model generating through our rollout engine (the default without "
+                        "vLLM and a GPU); hf: lm-eval's own; vllm: GPU")
     p.add_argument("--config-hash", default=None)
     p.set_defaults(func=_evaluate)
 

@@ -6,9 +6,12 @@ A profile may override a task's settings (``repeats``, ``generation_kwargs``)
 without touching the YAML: the YAML is loaded with lm-eval's own loader, the
 overrides are merged in, and the result is passed as an inline task config.
 
-Backends: lm-eval's ``hf`` model on CPU, ``vllm`` when it is installed and a GPU
-is present. One results JSON per (checkpoint, task), written atomically, with
-the per-sample outputs beside it.
+Backends: ``rlrepro`` (suite/lm_backend.py: lm-eval's ``hf`` model generating
+through the trainer's rollout engine) by default, ``vllm`` when it is installed
+and a GPU is present, lm-eval's own ``hf`` on request (``--backend hf``). On the
+CPU both HF backends compute in fp32, so a score does not depend on whether the
+CPU has bf16 instructions. One results JSON per (checkpoint, task), written
+atomically, with the per-sample outputs beside it.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def task_data(task: str, tasks_dir: str | Path | None = None) -> tuple[str, str]
 
 
 def default_backend() -> str:
-    return "vllm" if torch.cuda.is_available() and has_vllm() else "hf"
+    return "vllm" if torch.cuda.is_available() and has_vllm() else "rlrepro"
 
 
 def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", limit: int | None = None,
@@ -143,6 +146,8 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
     elif backend == "vllm":
         model_args = {"pretrained": location, "dtype": "bfloat16", "seed": seed, "gpu_memory_utilization": 0.8}
     else:
+        if backend == "rlrepro":
+            import suite.lm_backend  # noqa: F401 (registers the model with lm-eval)
         gpu = torch.cuda.is_available()
         model_args = {"pretrained": location, "dtype": "bfloat16" if gpu else "float32",
                       "device": "cuda" if gpu else "cpu", "batch_size": batch_size}

@@ -31,6 +31,7 @@ class SamplingParams:
     max_new_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # sample among the k most likely tokens (0: all); evaluation matches generate()'s default
     n: int = 1
     # Generation also ends once the decoded completion contains one of these strings (e.g. an agent's
     # "</search>"); the completion is cut after the token that completes it. Empty: stop at EOS only.
@@ -73,6 +74,32 @@ def cut_at_stop(ids: list[int], stop: Sequence[str], tokenizer) -> list[int]:
     return ids[:hi]
 
 
+class StopOnText:
+    """A stopping criterion: a row is done once its *generated* text contains one of ``stop``.
+
+    transformers' own ``stop_strings`` also matches a stop string that begins in the prompt (a prompt ending in
+    "\n" and a first generated "\n" make "\n\n"), ending a completion that lm-eval's ``hf`` model, which looks
+    at generated tokens only, would continue. Each call decodes a short tail of each unfinished row, enough tokens
+    to hold the longest stop string.
+    """
+
+    def __init__(self, stop: Sequence[str], tokenizer, prompt_width: int):
+        self.stop, self.tokenizer, self.start = tuple(stop), tokenizer, prompt_width
+        longest = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in self.stop)
+        self.tail = longest + 2  # tokens decoded per check: a stop string can span a few more tokens than its own
+        self.done: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        if self.done is None:
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        generated = input_ids[:, self.start:]
+        tails = generated[:, -self.tail:].tolist()
+        for row in (~self.done).nonzero().flatten().tolist():
+            text = self.tokenizer.decode(tails[row])
+            self.done[row] = any(s in text for s in self.stop)
+        return self.done.clone()
+
+
 def trim_at_eos(ids: list[int], eos_ids: set[int], pad_id: int | None) -> list[int]:
     """Cut a generated sequence after its first EOS (kept, so the model learns to stop)."""
     out = []
@@ -108,12 +135,15 @@ class InverseCDFSampler:
 
 
 def sampling_processors(params: SamplingParams):
-    """Temperature, top-p, then one draw (:class:`InverseCDFSampler`), for ``generate(do_sample=False)``."""
-    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+    """Temperature, top-k, top-p (in the order ``generate(do_sample=True)`` applies them), then one draw
+    (:class:`InverseCDFSampler`), for ``generate(do_sample=False)``."""
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     processors = []
     if params.temperature != 1.0:
         processors.append(TemperatureLogitsWarper(params.temperature))
+    if params.top_k > 0:
+        processors.append(TopKLogitsWarper(params.top_k))
     if params.top_p < 1.0:
         processors.append(TopPLogitsWarper(params.top_p))
     return LogitsProcessorList([*processors, InverseCDFSampler()])
@@ -148,13 +178,15 @@ class HFEngine:
         out: list[list[int]] = []
         # do_sample=False: argmax over scores that a sampling processor has already reduced to one draw
         sampling = {} if params.greedy else {"logits_processor": sampling_processors(params)}
-        stopping = {"stop_strings": list(params.stop), "tokenizer": self.tokenizer} if params.stop else {}
+        stopping = {}
         try:
             with attention(self.model, cpu_attention(device, None)):
                 for chunk, copies in self._chunks(prompts, params.n):
                     ids, attn = (t.to(device) for t in left_pad(chunk, self.tokenizer.pad_token_id))
                     cache = self._shared_prompt_cache(ids, attn, copies) if copies > 1 and ids.shape[1] > 1 else None
                     ids, attn = ids.repeat_interleave(copies, 0), attn.repeat_interleave(copies, 0)
+                    if params.stop:
+                        stopping = {"stopping_criteria": [StopOnText(params.stop, self.tokenizer, ids.shape[1])]}
                     gen = self.model.generate(
                         input_ids=ids, attention_mask=attn, past_key_values=cache, do_sample=False, **sampling,
                         **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,

@@ -217,7 +217,8 @@ def evaluate_game(model: str, task: str, out: str | Path, *, data_dir: str = "da
     if model in REFERENCES:
         act, backend = reference_agent(model, task, envs, [s for s, _ in pairs], [r for _, r in pairs]), "reference"
     else:
-        backend = backend or "hf"
+        # the games' agent decodes with its own HF generate (below): "rlrepro" (the CPU default) is that path
+        backend = "hf" if backend in (None, "rlrepro") else backend
         act = ModelAgent(model, cfg["generation_kwargs"], batch_size=batch_size, backend=backend, seed=seed)
     episodes = play_episodes(envs, [s for s, _ in pairs], act, history=cfg["history"], style=cfg["prompt_style"],
                              dynamics_seeds=[None if r == 0 else r for _, r in pairs])
