@@ -26,6 +26,33 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
+def branch_workspace(root: Path, **grpo_arith) -> Path:
+    """A copy of the workflow with a small branch of the smoke profile as ``config/branch.yaml``: the foundation
+    paper cut to the untrained model on one task and its GRPO run (8 steps) on another (6 jobs: 2 prepare_data,
+    1 train, 2 evaluate, 1 report); ``grpo_arith`` keys are set on that experiment (e.g. resources)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for item in ("Snakefile", "config", "tasks", "tests/fixtures", "profiles"):
+        src, dst = REPO / item, root / item
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    exps = cfg["experiments"]
+    cfg["experiments"] = {
+        "base": {**exps["base"], "paper": "foundation", "eval_tasks": ["arithmetic_2d"]},
+        "grpo_arith": {**exps["grpo_arith"], "eval_tasks": ["arithmetic_smoke"], **grpo_arith},
+    }
+    (root / "config" / "branch.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return root
+
+
+BRANCH = ("results/smoke/foundation/table.md", "--configfile", "config/branch.yaml")
+TIMING_METRICS = {"final_step_time", "train_minutes"}  # wall-clock numbers: differ between any two runs
+
+
+def branch_table(root: Path) -> pd.DataFrame:
+    table = pd.read_csv(root / "results" / "smoke" / "foundation" / "table.csv")
+    return table[~table.metric.isin(TIMING_METRICS)].reset_index(drop=True)
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, model_cache):
     """A copy of the workflow files, so runs never touch the repository's own outputs."""
