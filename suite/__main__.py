@@ -93,7 +93,22 @@ def _plan(args):
     from .plan import check_profile, plan, table
 
     profile = load_profile(args.config)
-    print(f"# {args.config}: estimated memory per GPU (GiB) on {args.gpu_memory:g} GiB GPUs (suite/plan.py)\n")
+    if args.set:
+        import dataclasses
+
+        import yaml
+
+        changes = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item!r}: write KEY=VALUE")
+            changes[key] = yaml.safe_load(value)
+        for exp in profile.experiments.values():
+            if exp.train is not None:
+                exp.train = dataclasses.replace(exp.train, **changes)
+    where = f" with {', '.join(args.set)}" if args.set else ""
+    print(f"# {args.config}{where}: estimated memory per GPU (GiB) on {args.gpu_memory:g} GiB GPUs (suite/plan.py)\n")
     print(table(plan(profile, args.gpu_memory)))
     if args.check:
         check_profile(profile, args.gpu_memory)
@@ -267,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", parents=[common], help="estimated GPU memory per experiment of a profile; fits or not")
     p.add_argument("--configfile", "--config", dest="config", required=True)
     p.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training key in every experiment (YAML value), e.g. gradient_checkpointing=true")
     p.add_argument("--check", action="store_true",
                    help="exit 2 naming each experiment that asks for GPUs and does not fit them, and its fix")
     p.set_defaults(func=_plan)

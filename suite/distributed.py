@@ -112,7 +112,7 @@ def world() -> World:
 
 def teardown() -> None:
     global _WORLD
-    if _WORLD is not None and _WORLD.distributed and torch.distributed.is_initialized():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     _WORLD = None
 
@@ -145,6 +145,9 @@ def shard(model: torch.nn.Module, *, bf16: bool, offload: bool = False) -> torch
     """
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
+    if not torch.distributed.is_initialized():  # fsdp: true in one process (no torchrun): a group of one
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend, store=torch.distributed.HashStore(), rank=0, world_size=1)
     kwargs: dict[str, Any] = {}
     if bf16:
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)

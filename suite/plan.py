@@ -173,13 +173,16 @@ def advice(e: Estimate, train) -> str:
 
 
 def table(estimates: list[Estimate]) -> str:
+    """A Markdown table, GiB per GPU; experiments with the same numbers share a row."""
     cols = ["parameters", "gradients", "optimizer", "reference", "reward model", "activations", "logits", "vLLM"]
-    head = ["experiment", "model", "GPUs", *cols, "peak / GPU", "fits"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["experiments", "model", "GPUs", *cols, "peak / GPU", "fits"]
+    rows: dict[tuple, list[str]] = {}
     for e in estimates:
-        gib = [f"{e.parts.get(c, 0.0) / GIB:.1f}" for c in cols]
-        lines.append("| " + " | ".join([e.experiment, e.model.split("/")[-1], str(e.gpus), *gib,
-                                         f"{e.peak / GIB:.1f}", "yes" if e.fits else "**no**"]) + " |")
+        cells = (e.model.split("/")[-1], str(e.gpus), *(f"{e.parts.get(c, 0.0) / GIB:.1f}" for c in cols),
+                 f"{e.peak / GIB:.1f}", "yes" if e.fits else "**no**")
+        rows.setdefault(cells, []).append(e.experiment)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([", ".join(names), *cells]) + " |" for cells, names in rows.items()]
     return "\n".join(lines)
 
 

@@ -301,3 +301,14 @@ def test_the_trainer_passes_a_seed_per_group_and_pushes_weights_to_vllm(stub_vll
     t._sync_engine()
     assert llm.calls[0] == "wake_up(weights)" and llm.calls[-2:] == ["reset_prefix_cache", "sleep(1)"]
     assert set(llm.loaded) == set(t.policy.state_dict())
+
+
+def test_gpu_check_script_runs_its_cpu_parts():
+    """scripts/gpu_check.sh (meant for a GPU) with --device cpu --tiny: FSDP2 over a group of one gives the plain
+    path's losses on tiny-llama at fp32."""
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--device", "cpu", "--tiny", "--steps", "2"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gpu_check: PASS" in proc.stdout
+    check = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"check": "tiny-llama')))
+    assert check["same"] and len(check["fsdp"]) == 2

@@ -78,5 +78,13 @@ def test_plan_command_prints_a_row_per_trained_experiment():
     out = subprocess.run([sys.executable, "-m", "suite", "plan", "--configfile", "config/paper.yaml",
                           "--gpu-memory", "141"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "| grpo_gsm8k | Qwen2.5-Math-7B | 8 |" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "experiments" not in line]
+    named = [name for line in rows for name in line.split(" | ")[0][2:].split(", ")]
+    profile = load_profile(REPO / "config" / "paper.yaml")
+    assert sorted(named) == sorted(n for n, exp in profile.experiments.items() if exp.train is not None)
+    assert any(line.startswith("| grpo_gsm8k, ") and "| Qwen2.5-Math-7B | 8 |" in line for line in rows)
     assert "141 GiB GPUs" in out.stdout
+    # --set overrides a training key everywhere: checkpointing shrinks the activations
+    gc = subprocess.run([sys.executable, "-m", "suite", "plan", "--configfile", "config/paper.yaml",
+                         "--set", "gradient_checkpointing=true"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "with gradient_checkpointing=true" in gc.stdout and gc.stdout != out.stdout
