@@ -312,3 +312,32 @@ def test_gpu_check_script_runs_its_cpu_parts():
     assert "gpu_check: PASS" in proc.stdout
     check = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith('{"check": "tiny-llama')))
     assert check["same"] and len(check["fsdp"]) == 2
+
+
+def test_torchrun_runs_the_train_command(data_dir, tmp_path):
+    """`torchrun --nproc_per_node 2 -m suite train` on a profile: rank 0 holds the lock and writes done.json, the
+    losses are the one-process command's."""
+    import yaml
+
+    profile = {
+        "profile": "t", "model": "tiny-llama", "data": {"dir": str(data_dir)}, "runs_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "res"), "eval": {"tasks": {"gsm8k": {"limit": 2}}},
+        "train_defaults": {"steps": 2, "prompts_per_step": 2, "group_size": 3, "lr": 1.0e-3, "max_new_tokens": 8,
+                           "bf16": False, "generation_seed": "group", "save_every": 1},
+        "experiments": {"grpo": {"paper": "toy", "method": "grpo", "eval_tasks": ["gsm8k"]}},
+    }
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outs = {}
+    for ranks in (1, 2):
+        outs[ranks] = tmp_path / f"out-{ranks}"
+        launcher = ([sys.executable] if ranks == 1 else
+                    [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+        proc = subprocess.run([*launcher, "-m", "suite", "train", "--config", str(path), "--experiment", "grpo",
+                               "--out", str(outs[ranks])], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=240, start_new_session=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        done = json.loads((outs[ranks] / "done.json").read_text())
+        assert done["steps"] == 2 and (outs[ranks] / "final").is_dir() and not (outs[ranks] / "checkpoints").exists()
+    assert losses(outs[1]) == pytest.approx(losses(outs[2]), rel=1e-4, abs=1e-6)
