@@ -26,11 +26,12 @@ def prepare_data(root: Path) -> Path:
     return root
 
 
-def our_config(data_dir: Path, steps: int, model: str = SMOLLM2, experiment: str = "bench") -> TrainConfig:
+def our_config(data_dir: Path, steps: int, model: str = SMOLLM2, experiment: str = "bench",
+               bf16: bool | str = "auto") -> TrainConfig:
     return TrainConfig(experiment=experiment, model=model, data_dir=str(data_dir), train_dataset=DATASET,
                        prompt_template=TEMPLATE, steps=steps, prompts_per_step=PROMPTS, group_size=GROUP,
                        max_new_tokens=NEW_TOKENS, lr=LR, micro_batch_size=PROMPTS * GROUP, kl_coef=0.0,
-                       bf16=True, seed=SEED, save_every=steps)
+                       bf16=bf16, seed=SEED, save_every=steps)
 
 
 def trl_dataset(data_dir: Path):

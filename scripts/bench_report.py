@@ -2,6 +2,7 @@
 
     python scripts/bench_report.py results/bench/trainer.json > results/bench/trainer.md  # test_trainer_speed.py
     python scripts/bench_report.py results/bench/kernels.json > results/bench/kernels.md  # test_kernels.py
+    python scripts/bench_report.py results/bench/eval.json > results/bench/eval.md        # test_eval_speed.py
 """
 
 import json
@@ -28,15 +29,47 @@ def kernels(runs: dict) -> None:
     print("\nratio = the alternative's mean time / ours (above 1: ours is faster).")
 
 
+def hardware_line(runs: dict) -> str:
+    """The CPU the figures hold for (every speed figure names its CPU)."""
+    for b in runs.values():
+        hw = b.get("extra_info", {}).get("hardware")
+        if hw:
+            bf16 = "native bf16 (AVX-512 BF16 / AMX)" if hw["native_bf16_cpu"] else "no native bf16 (AVX2-class)"
+            return (f"CPU: {hw['cpu']}, torch capability {hw['cpu_capability']}, {bf16}, {hw['torch_threads']} "
+                    f"torch threads, torch {hw['torch']}")
+    return "CPU: not recorded"
+
+
+def evaluation(runs: dict) -> None:
+    print(hardware_line(runs) + "\n")
+    print("| task | problems x samples | rlrepro s | hf s | rlrepro s/problem | hf s/problem | speed-up | "
+          "accuracy rlrepro / hf |")
+    print("|---|---|---|---|---|---|---|---|")
+    tasks = sorted({b["extra_info"]["task"] for b in runs.values() if "task" in b.get("extra_info", {})})
+    for task in tasks:
+        ours, hf = (runs.get(f"test_evaluate[{task}-{b}]") for b in ("rlrepro", "hf"))
+        if not ours or not hf:
+            continue
+        o, h = ours["stats"]["mean"], hf["stats"]["mean"]
+        n, k = ours["extra_info"]["problems"], ours["extra_info"]["samples"] // ours["extra_info"]["problems"]
+        print(f"| {task} | {n} x {k} | {o:.0f} | {h:.0f} | {o / n:.2f} | {h / n:.2f} | {h / o:.2f}x | "
+              f"{ours['extra_info']['score']:.3f} / {hf['extra_info']['score']:.3f} |")
+    print("\nspeed-up = hf's seconds / rlrepro's, whole `evaluate` call (model load included), same run.")
+
+
 def main(path: str) -> None:
     runs = {b["name"]: b for b in json.load(open(path))["benchmarks"]}
+    if any(name.startswith("test_evaluate[") for name in runs):
+        return evaluation(runs)
     if "test_bf16_matmul_peak" not in runs:
         return kernels(runs)
     peak = runs["test_bf16_matmul_peak"]
     peak_flops = peak["extra_info"]["flops"] / peak["stats"]["min"]
     rows = []
-    for name, label in [("test_ours", "rlrepro (bf16 autocast)"), ("test_trl[fp32]", "TRL GRPOTrainer fp32"),
-                        ("test_trl[bf16]", "TRL GRPOTrainer bf16")]:
+    auto = runs.get("test_ours[auto]", {}).get("extra_info", {}).get("bf16")
+    for name, label in [("test_ours[auto]", f"rlrepro, bf16: auto ({'bf16' if auto else 'fp32'} here)"),
+                        ("test_ours[fp32]", "rlrepro, fp32"), ("test_ours", "rlrepro (bf16 autocast)"),
+                        ("test_trl[fp32]", "TRL GRPOTrainer fp32"), ("test_trl[bf16]", "TRL GRPOTrainer bf16")]:
         if name not in runs:
             continue
         b = runs[name]
@@ -46,13 +79,19 @@ def main(path: str) -> None:
         rows.append((label, sec, b["stats"]["stddev"], info["tokens_per_step"] / sec, flops / sec / peak_flops,
                      info["reward"]))
     ours = rows[0][1]
-    trl_best = min(r[1] for r in rows[1:])
+    trl = {label: sec for label, sec, *_ in rows if label.startswith("TRL")}
+    trl_best = min(trl.values())
+    print(hardware_line(runs) + "\n")
     print(f"bf16 matmul peak (2048^3): {peak_flops / 1e9:.0f} GFLOP/s\n")
     print("| trainer | s/step (mean ± sd) | tokens/s | share of bf16 peak | batch reward |")
     print("|---|---|---|---|---|")
     for label, sec, sd, tps, util, reward in rows:
         print(f"| {label} | {sec:.1f} ± {sd:.1f} | {tps:.0f} | {100 * util:.1f}% | {reward:.3f} |")
     print(f"\nSpeed-up over TRL at its faster precision: {trl_best / ours:.2f}x fewer seconds per step.")
+    fp32 = {label: sec for label, sec, *_ in rows if label == "rlrepro, fp32"}
+    if fp32 and "TRL GRPOTrainer fp32" in trl:
+        print(f"Both in fp32 (what bf16: auto picks on a CPU without bf16 instructions): "
+              f"{trl['TRL GRPOTrainer fp32'] / fp32['rlrepro, fp32']:.2f}x.")
     print("\nShare of peak counts the FLOPs of one full pass per row (6 x parameters x tokens to train, 2 x parameters "
           "per generated token): rlrepro computes a group's shared prompt once, so its share is an effective one.")
 

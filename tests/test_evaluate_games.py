@@ -53,13 +53,17 @@ def test_repeats_redraw_the_dynamics(tmp_path):
 def test_model_agent_greedy(tmp_path):
     overrides = {"generation_kwargs": {"max_gen_toks": 4}, "game_kwargs": {"max_steps": 2}, "prompt_style": "direct"}
     result = evaluate_game("tiny-llama", "snake", tmp_path / "m.json", limit=2, overrides=overrides, batch_size=2)
-    assert set(result) == SCHEMA and result["backend"] == "hf" and result["n"] == 2
+    assert set(result) == SCHEMA and result["backend"] == "rlrepro" and result["n"] == 2
     assert result["sampling"]["generation_kwargs"] == {"max_gen_toks": 4, "do_sample": False, "temperature": 1.0}
     rows = read_jsonl(str(tmp_path / "m.json") + ".samples.jsonl")
     assert all(isinstance(r, str) for row in rows for r in row["responses"])
     again = evaluate_game("tiny-llama", "snake", tmp_path / "m2.json", limit=2, overrides=overrides, batch_size=1)
     assert again["metrics"] == result["metrics"]
     assert read_jsonl(str(tmp_path / "m2.json") + ".samples.jsonl") == rows  # greedy: batch size does not matter
+    # the trainer's engine (the default) and transformers' generate play the same greedy games
+    hf = evaluate_game("tiny-llama", "snake", tmp_path / "h.json", limit=2, overrides=overrides, batch_size=2,
+                       backend="hf")
+    assert hf["backend"] == "hf" and read_jsonl(str(tmp_path / "h.json") + ".samples.jsonl") == rows
 
 
 def test_heldout_and_training_seeds_are_disjoint(tmp_path):

@@ -118,7 +118,7 @@ def heldout_seeds(game: str, limit: int | None = None) -> list[int]:
 class ModelAgent:
     """A model answering a batch of prompts (chat template applied), greedy unless ``do_sample``."""
 
-    def __init__(self, model: str, generation_kwargs: dict, batch_size: int = 16, backend: str = "hf",
+    def __init__(self, model: str, generation_kwargs: dict, batch_size: int = 16, backend: str = "rlrepro",
                  seed: int = 0):
         from ..models import load_model, resolve_model
 
@@ -141,6 +141,10 @@ class ModelAgent:
             self.model.to("cuda" if gpu else "cpu").eval()
             eos = self.model.generation_config.eos_token_id
             self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+            if backend == "rlrepro":  # the trainer's engine (eager attention, inverse-CDF draws); "hf": generate()
+                from ..rollout import HFEngine
+
+                self.engine = HFEngine(self.model, self.tokenizer, batch_size=batch_size, bf16=False)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
@@ -159,7 +163,12 @@ class ModelAgent:
 
     @torch.no_grad()
     def _generate_hf(self, prompts: list[list[int]]) -> list[list[int]]:
-        from ..rollout import left_pad, trim_at_eos
+        from ..rollout import SamplingParams, left_pad, trim_at_eos
+
+        if self.backend == "rlrepro":
+            return self.engine.generate(prompts, SamplingParams(max_new_tokens=self.max_new_tokens,
+                                                                temperature=self.temperature or 1.0,
+                                                                greedy=not self.do_sample))
 
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
@@ -217,8 +226,7 @@ def evaluate_game(model: str, task: str, out: str | Path, *, data_dir: str = "da
     if model in REFERENCES:
         act, backend = reference_agent(model, task, envs, [s for s, _ in pairs], [r for _, r in pairs]), "reference"
     else:
-        # the games' agent decodes with its own HF generate (below): "rlrepro" (the CPU default) is that path
-        backend = "hf" if backend in (None, "rlrepro") else backend
+        backend = backend or "rlrepro"
         act = ModelAgent(model, cfg["generation_kwargs"], batch_size=batch_size, backend=backend, seed=seed)
     episodes = play_episodes(envs, [s for s, _ in pairs], act, history=cfg["history"], style=cfg["prompt_style"],
                              dynamics_seeds=[None if r == 0 else r for _, r in pairs])

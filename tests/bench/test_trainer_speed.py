@@ -22,6 +22,7 @@ import torch
 
 from benchmarks.trl_grpo import GROUP, PROMPTS, our_config, prepare_data, trl_dataset, trl_trainer
 from suite.models import SMOLLM2, load_model
+from suite.precision import describe_hardware
 
 pytestmark = pytest.mark.bench
 
@@ -43,10 +44,13 @@ def test_bf16_matmul_peak(benchmark):
     benchmark.extra_info["flops"] = 2 * n**3
 
 
-def test_ours(benchmark, data_dir, tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_ours(benchmark, data_dir, tmp_path, precision):
+    """Ours at its default (``bf16: auto``: bf16 where the CPU has bf16 instructions) and at fp32 (what ``auto``
+    picks on an AVX2-only CPU, to compare with TRL's fp32 step)."""
     from suite.trainer import Trainer
 
-    cfg = our_config(data_dir, steps=1000)
+    cfg = our_config(data_dir, steps=1000, bf16="auto" if precision == "auto" else False)
     trainer = Trainer(cfg, tmp_path / "ours")
     steps, tokens = itertools.count(), []
 
@@ -60,6 +64,7 @@ def test_ours(benchmark, data_dir, tmp_path):
 
     benchmark.pedantic(one_step, rounds=4, warmup_rounds=1, iterations=1)
     _record(benchmark, tokens[1:])
+    benchmark.extra_info["bf16"] = trainer.bf16
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -100,3 +105,4 @@ def _record(benchmark, rows):
     benchmark.extra_info["reward"] = sum(r[2] for r in rows) / len(rows)
     benchmark.extra_info["n_params"] = _n_params()
     benchmark.extra_info["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    benchmark.extra_info["hardware"] = describe_hardware()

@@ -1,0 +1,74 @@
+"""Evaluation speed: our lm-eval model (`rlrepro`, suite/lm_backend.py) against lm-eval's `hf`, in one run.
+
+Same model (SmolLM2-135M-Instruct), tasks, prompts, batch size (16), precision (fp32, the CPU evaluation
+default) and seed; each backend runs the whole `suite.evaluate.evaluate` call a user's `python -m suite evaluate`
+makes (model load included):
+
+- GSM8K, first 50 problems, greedy, 256 new tokens: the two backends' responses must be identical;
+- MATH-500, first 20 problems x 4 samples (repeats), T = 0.6, 256 new tokens.
+
+    RLREPRO_DATA_MIRROR=../shared/data pytest tests/bench/test_eval_speed.py -m bench \
+        --benchmark-json results/bench/eval.json
+    python scripts/bench_report.py results/bench/eval.json > results/bench/eval.md
+
+Needs the GSM8K and MATH-500 test files (a local mirror, $RLREPRO_DATA_MIRROR, or the hub). The responses are
+kept in results/bench/eval/. Run with nothing else busy: one other process on 2 cores makes timings 2-6x worse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from suite.models import SMOLLM2
+from suite.precision import describe_hardware
+
+pytestmark = pytest.mark.bench
+
+OUT = Path(__file__).resolve().parents[2] / "results" / "bench" / "eval"
+BATCH = 16
+CASES = {
+    "gsm8k": dict(limit=50, overrides={"generation_kwargs": {"max_gen_toks": 256}}),
+    "math500": dict(limit=20, overrides={"repeats": 4, "generation_kwargs": {"max_gen_toks": 256}}),
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from suite.data import prepare
+
+    root = tmp_path_factory.mktemp("eval-bench-data")
+    for task in CASES:
+        prepare(task, "test", root, mirror=os.environ.get("RLREPRO_DATA_MIRROR"))
+    return root
+
+
+@pytest.mark.parametrize("backend", ["rlrepro", "hf"])
+@pytest.mark.parametrize("task", list(CASES))
+def test_evaluate(benchmark, data_dir, task, backend):
+    from suite.evaluate import evaluate
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"{task}-{backend}.json"
+    case = CASES[task]
+    result = benchmark.pedantic(
+        lambda: evaluate(SMOLLM2, task, out, data_dir=str(data_dir), limit=case["limit"], overrides=case["overrides"],
+                         seed=0, batch_size=BATCH, backend=backend),
+        rounds=1, iterations=1)
+    responses = [json.loads(line)["responses"] for line in open(f"{out}.samples.jsonl")]
+    benchmark.extra_info.update(
+        task=task, backend=backend, problems=len(responses), samples=sum(map(len, responses)),
+        score=result["metrics"]["acc"]["value"], hardware=describe_hardware(),
+        measured_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def test_greedy_responses_are_identical():
+    """GSM8K (greedy): every response of `rlrepro` equals `hf`'s (both files written by the runs above)."""
+    ours, hf = ([json.loads(line) for line in open(OUT / f"gsm8k-{b}.json.samples.jsonl")] for b in ("rlrepro", "hf"))
+    differ = [a["id"] for a, b in zip(ours, hf) if a["responses"] != b["responses"]]
+    assert len(ours) == len(hf) == CASES["gsm8k"]["limit"]
+    assert not differ, f"{len(differ)} of {len(ours)} GSM8K responses differ: {differ[:5]}"
