@@ -76,9 +76,20 @@ class World:
 
     def share(self, n: int) -> range:
         """This rank's contiguous share of ``n`` items (the first ``n % size`` ranks take one more)."""
-        base, extra = divmod(n, self.size)
-        start = self.rank * base + min(self.rank, extra)
-        return range(start, start + base + (self.rank < extra))
+        return share_of(n, self.rank, self.size)
+
+
+def share_of(n: int, index: int, count: int) -> range:
+    """Part ``index`` of ``count`` contiguous parts of ``n`` items (the first ``n % count`` parts take one more)."""
+    base, extra = divmod(n, count)
+    start = index * base + min(index, extra)
+    return range(start, start + base + (index < extra))
+
+
+def generation_share(n: int, w: World, tensor_parallel: int = 1) -> range:
+    """The prompt groups this rank generates: its share of ``n``, where the ranks of one tensor-parallel vLLM engine
+    (``tensor_parallel`` consecutive ranks) share one part, since they must all make the same calls."""
+    return share_of(n, w.rank // tensor_parallel, w.size // tensor_parallel)
 
 
 _WORLD: World | None = None

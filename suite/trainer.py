@@ -12,6 +12,10 @@ optimizer, scheduler, RNG and method state) and the end result to ``final/``.
 Determinism: every step reseeds the RNGs from (seed, step) and picks its prompts
 from a per-epoch permutation seeded by (seed, epoch), so a run interrupted and
 resumed from a checkpoint ends with the same weights as an uninterrupted one (CPU).
+
+Several ranks (torchrun; suite/distributed.py): generation is split by prompt group and gathered, the update by
+group with the whole batch's normalisers, the policy and reference sharded by FSDP2; rank 0 writes. N ranks take
+the updates of one process over the same batch, and a checkpoint resumes on any number of ranks.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, colla
 
 STATE_FILE = "trainer_state.pt"
 LOCK_FILE = ".lock"
+
+
+def VLLMEngineType() -> type:
+    """The colocated vLLM engine class (its module imports vLLM only when an engine is built)."""
+    from .vllm_engine import VLLMEngine
+
+    return VLLMEngine
 
 
 def _subset(r: Rollouts, rows: list[int]) -> Rollouts:
@@ -245,6 +256,9 @@ class Trainer:
         if not self.sharded:
             raise ValueError(f"train.fsdp = false with {self.world.size} ranks: several ranks train through FSDP2; "
                              "set fsdp: auto (or true)")
+        if self.world.size % cfg.vllm_tensor_parallel_size:
+            raise ValueError(f"train.vllm_tensor_parallel_size = {cfg.vllm_tensor_parallel_size} does not divide the "
+                             f"{self.world.size} ranks")
         if cfg.prompts_per_step < self.world.size:
             raise ValueError(f"train.prompts_per_step = {cfg.prompts_per_step} with {self.world.size} ranks: each rank "
                              "trains whole prompt groups, so it needs at least one; raise prompts_per_step or use "
@@ -301,12 +315,14 @@ class Trainer:
                 start = i
         mine: list[list[int]] = []
         devices = [self.device] if self.device.type == "cuda" else []
-        for k in self.world.share(len(runs)):
+        tp = self.cfg.vllm_tensor_parallel_size if isinstance(self.engine, VLLMEngineType()) else 1
+        for k in distributed.generation_share(len(runs), self.world, tp):
             begin, end, seed = runs[k]
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(seed)
                 mine.extend(self.engine.generate(prompt_ids[begin:end], dataclasses.replace(params, seed=seed)))
-        return [c for part in self.world.all_gather_object(mine) for c in part]
+        parts = self.world.all_gather_object(mine)
+        return [c for rank, part in enumerate(parts) if rank % tp == 0 for c in part]  # one copy per vLLM engine
 
     def decode(self, completions: list[list[int]]) -> list[str]:
         return self.tokenizer.batch_decode(completions, skip_special_tokens=True)

@@ -341,3 +341,12 @@ def test_torchrun_runs_the_train_command(data_dir, tmp_path):
         done = json.loads((outs[ranks] / "done.json").read_text())
         assert done["steps"] == 2 and (outs[ranks] / "final").is_dir() and not (outs[ranks] / "checkpoints").exists()
     assert losses(outs[1]) == pytest.approx(losses(outs[2]), rel=1e-4, abs=1e-6)
+
+
+def test_ranks_of_one_tensor_parallel_engine_generate_the_same_groups():
+    from suite.distributed import World, generation_share
+
+    alone = [list(generation_share(10, World(rank=r, size=4))) for r in range(4)]
+    assert alone == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
+    paired = [list(generation_share(10, World(rank=r, size=4), tensor_parallel=2)) for r in range(4)]
+    assert paired == [[0, 1, 2, 3, 4]] * 2 + [[5, 6, 7, 8, 9]] * 2
