@@ -205,3 +205,64 @@ def test_new_task_yaml_with_inline_dataset_runs_through_the_workflow(tmp_path, m
     clash = run("-n")
     assert clash.returncode != 0
     assert "quiz.yaml" in clash.stdout + clash.stderr and "quiz_copy.yaml" in clash.stdout + clash.stderr
+
+
+@pytest.mark.slow
+def test_killed_snakemake_resumes_where_it_stopped(tmp_path, model_cache):
+    """Snakemake killed (SIGKILL to its process group) while a training runs: started again with
+    --rerun-incomplete, the training continues from its last checkpoint, finished jobs are not redone and
+    nothing half-written is taken as done; the run logs each step once."""
+    import os
+    import signal
+    import time
+
+    root = branch_workspace(tmp_path / "wf", train={**yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())[
+        "experiments"]["grpo_arith"]["train"], "save_every": 2})
+    run = root / "runs" / "smoke" / "grpo_arith"
+    first = subprocess.Popen(["snakemake", "--cores", "2", *BRANCH], cwd=root, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    try:
+        while not [p for p in (run / "checkpoints").glob("step_*") if re.fullmatch(r"step_\d+", p.name)]:
+            assert first.poll() is None, "snakemake ended before the training wrote a checkpoint"
+            assert time.time() < deadline, "no checkpoint within 10 minutes"
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the checkpoint's files land (the trainer writes step_N.partial, then renames)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not (run / "done.json").exists()
+    saved = max(int(p.name[5:]) for p in (run / "checkpoints").glob("step_*") if re.fullmatch(r"step_\d+", p.name))
+    finished = {p: p.stat().st_mtime_ns for p in (root / "runs" / "smoke" / "data").rglob("*.jsonl")}
+    assert finished, "no finished job before the kill: the test checks nothing about them"
+    base_eval = root / "results" / "smoke" / "evals" / "base" / "arithmetic_2d.json"
+    if base_eval.is_file():
+        finished[base_eval] = base_eval.stat().st_mtime_ns
+
+    # the job processes died with Snakemake (one process group): none still writes into the run
+    survivors = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, str(run))]
+    assert not survivors, f"processes of the killed run still alive: {survivors}"
+    # a SIGKILL leaves Snakemake's lock on the folder (a SIGTERM would not): the README's restart is --unlock, then
+    # the same command with --rerun-incomplete
+    unlock = subprocess.run(["snakemake", "--cores", "2", "--unlock", *BRANCH], cwd=root, capture_output=True,
+                            text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = subprocess.run(["snakemake", "--cores", "2", "--rerun-incomplete", *BRANCH], cwd=root,
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    log = (run / "train.log").read_text()
+    # the progress bar starts at the step of the last checkpoint (the trainer's tqdm has initial=start step)
+    first = re.search(r"train grpo_arith:.*?\| (\d+)/8 ", log)
+    assert first and int(first.group(1)) == saved > 0, (saved, log[-2000:])
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and len(steps) == 8, steps
+    assert (root / "results" / "smoke" / "foundation" / "table.csv").is_file()
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        return text in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
