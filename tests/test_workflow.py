@@ -81,6 +81,43 @@ def test_dry_run_of_every_profile(workspace, profile):
     assert counts["report"] == len(prof.papers()), counts
 
 
+def test_paper_dry_run_through_the_slurm_profile_plans_every_job_with_its_resources(workspace):
+    """`snakemake -n --configfile config/paper.yaml --workflow-profile profiles/slurm`: every training and
+    evaluation job carries its experiment's GPUs, memory and runtime (what the plugin turns into --gpus, --mem,
+    -t), multi-GPU trainings run under torchrun with that many processes, GPU jobs claim their GPUs through
+    suite.gpus, and no job's threads depend on the cores of the machine that plans."""
+    from suite.config import load_profile
+
+    shutil.copytree(REPO / "profiles", workspace / "profiles", dirs_exist_ok=True)
+    prof = load_profile(workspace / "config" / "paper.yaml")
+    result = subprocess.run(["snakemake", "-n", "--configfile", "config/paper.yaml", "--workflow-profile",
+                             "profiles/slurm"], cwd=workspace, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    blocks = re.findall(r"^(?:local)?rule (\w+):\n(.*?)^Shell command: (.*?)$", out, flags=re.M | re.S)
+    seen = {"train": 0, "evaluate": 0}
+    for rule, body, shell in blocks:
+        if rule not in seen:
+            continue
+        exp = re.search(r"wildcards: exp=([\w-]+)", body).group(1)
+        want = prof.experiments[exp].resources if rule == "train" else \
+            prof.experiments[prof.eval_owner(exp)].eval_resources
+        res = dict(kv.split("=", 1) for kv in re.search(r"resources: (.*)", body).group(1).split(", "))
+        assert (int(res["gpu"]), int(res["mem_mb"]), int(res["runtime"])) == (
+            want["gpus"], want["mem_mb"], want["runtime"]), (rule, exp, res)
+        assert res["slurm_partition"] and res["slurm_account"], res
+        if want["gpus"]:
+            assert shell.startswith(f"python -m suite.gpus {want['gpus']} -- "), shell
+        if rule == "train" and want["gpus"] > 1:
+            assert f"torchrun --standalone --nproc_per_node {want['gpus']} -m suite train" in shell, shell
+        seen[rule] += 1
+    assert seen["train"] == sum(e.train is not None for e in prof.experiments.values()), seen
+    assert seen["evaluate"] == len({(prof.eval_owner(e.name), t) for e in prof.experiments.values()
+                                    for t in e.eval_tasks}), seen
+    assert {e.resources["gpus"] for e in prof.experiments.values() if e.train} == {4, 8}
+    assert "workflow.cores" not in (REPO / "Snakefile").read_text()
+
+
 def test_invalid_profile_fails_before_any_work(workspace):
     bad = yaml.safe_load((workspace / "config" / "smoke.yaml").read_text())
     bad["train_defaults"]["clip_eps_high"] = 1.5
