@@ -460,8 +460,11 @@ class Trainer:
             loss.backward()
 
     def _sync_engine(self) -> None:
-        if self.gen_model is not None:  # sharded policy, HF generation: refresh the unsharded sampling copy
-            self.gen_model.load_state_dict(distributed.full_state_dict(self.policy, everywhere=True))
+        if self.gen_model is not None:  # sharded policy, HF generation: refresh the unsharded sampling copy,
+            target = self.gen_model.state_dict()  # one gathered tensor at a time (no second full fp32 copy)
+            with torch.no_grad():
+                for name, full in distributed.iter_full_tensors(self.policy):
+                    target[name].copy_(full)
         self.engine.sync_weights(self.gen_model if self.gen_model is not None else self.policy)
 
     # -- the loop ------------------------------------------------------------
