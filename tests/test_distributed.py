@@ -100,6 +100,8 @@ def runs(tmp_path_factory, data_dir):
         for ranks in (1, 2):
             out[name, ranks] = root / f"{name}-{ranks}"
             launch(cfg, out[name, ranks], ranks)
+    out["grpo-gc", 2] = root / "grpo-gc-2"  # gradient checkpointing under FSDP2
+    launch({**grpo, "gradient_checkpointing": True}, out["grpo-gc", 2], 2)
     for first, then in ((1, 2), (2, 1)):
         out["resume", first, then] = root / f"resume-{first}-{then}"
         launch(grpo, out["resume", first, then], first, "--max-steps", "2")
@@ -125,6 +127,10 @@ def test_exgrpo_replays_at_two_ranks(runs):
     for a, b in zip(one, rows):
         assert a["replayed_groups"] == b["replayed_groups"] and a["buffer_questions"] == b["buffer_questions"]
         assert a["entropy_fresh"] == pytest.approx(b["entropy_fresh"], rel=1e-4)
+
+
+def test_two_ranks_with_gradient_checkpointing_take_the_updates_of_one_process(runs):
+    assert_same_run(runs["grpo", 1], runs["grpo-gc", 2])
 
 
 @pytest.mark.parametrize("first,then", [(1, 2), (2, 1)])
