@@ -316,11 +316,15 @@ class Trainer:
         mine: list[list[int]] = []
         devices = [self.device] if self.device.type == "cuda" else []
         tp = self.cfg.vllm_tensor_parallel_size if isinstance(self.engine, VLLMEngineType()) else 1
-        for k in distributed.generation_share(len(runs), self.world, tp):
-            begin, end, seed = runs[k]
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                mine.extend(self.engine.generate(prompt_ids[begin:end], dataclasses.replace(params, seed=seed)))
+        share = [runs[k] for k in distributed.generation_share(len(runs), self.world, tp)]
+        if hasattr(self.engine, "generate_runs"):  # vLLM: every group's seeded requests in one call
+            for part in self.engine.generate_runs([(prompt_ids[b:e], seed) for b, e, seed in share], params):
+                mine.extend(part)
+        else:  # HF: one call per group, torch's stream seeded by the group (and restored after)
+            for begin, end, seed in share:
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(seed)
+                    mine.extend(self.engine.generate(prompt_ids[begin:end], dataclasses.replace(params, seed=seed)))
         parts = self.world.all_gather_object(mine)
         return [c for rank, part in enumerate(parts) if rank % tp == 0 for c in part]  # one copy per vLLM engine
 

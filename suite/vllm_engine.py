@@ -90,27 +90,39 @@ class VLLMEngine:
 
     # -- generation ------------------------------------------------------------
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[int]]:
+        """``params.n`` completions per prompt. With ``params.seed`` the i-th prompt's request is seeded ``seed + i``
+        (identical prompts in one call still get different samples)."""
+        return self.generate_runs([(list(prompts), params.seed)], params)[0]
+
+    def generate_runs(self, runs: Sequence[tuple[Sequence[list[int]], int | None]],
+                      params: SamplingParams) -> list[list[list[int]]]:
+        """Several seeded calls in one ``LLM.generate``: per run (prompts, seed) its completions, as :meth:`generate`
+        would return them (the trainer's prompt groups, each with its own seed, batched together)."""
         from vllm import SamplingParams as VSP
         from vllm.inputs import TokensPrompt
 
-        out: list[list[int]] = [[] for _ in range(len(prompts) * params.n)]
-        fits = [i for i, p in enumerate(prompts) if len(p) < self.max_model_len]  # room for >= 1 new token
-        if not fits:
-            return out
-        self.wake()
-        try:
-            requests, sampling = [], []
-            for i in fits:
-                room = self.max_model_len - len(prompts[i])
+        outs = [[[] for _ in range(len(prompts) * params.n)] for prompts, _ in runs]
+        where, requests, sampling = [], [], []
+        for r, (prompts, seed) in enumerate(runs):
+            for i, prompt in enumerate(prompts):
+                room = self.max_model_len - len(prompt)
+                if room < 1:  # no room for one new token: not sent, an empty completion (the episode ends truncated)
+                    continue
+                where.append((r, i))
+                requests.append(TokensPrompt(prompt_token_ids=list(prompt)))
                 sampling.append(VSP(n=params.n, temperature=0.0 if params.greedy else params.temperature,
                                     top_p=1.0 if params.greedy else params.top_p,
-                                    max_tokens=min(params.max_new_tokens, room), seed=params.seed,
+                                    max_tokens=min(params.max_new_tokens, room),
+                                    seed=None if seed is None else seed + i,
                                     stop=list(params.stop) or None, include_stop_str_in_output=True))
-                requests.append(TokensPrompt(prompt_token_ids=list(prompts[i])))
+        if not requests:
+            return outs
+        self.wake()
+        try:
             outputs = self.llm.generate(requests, sampling, use_tqdm=False)
         finally:
             self.sleep()
-        for i, o in zip(fits, outputs):
+        for (r, i), o in zip(where, outputs):
             for j, c in enumerate(o.outputs):
-                out[i * params.n + j] = cut_at_stop(list(c.token_ids), params.stop, self.tokenizer)
-        return out
+                outs[r][i * params.n + j] = cut_at_stop(list(c.token_ids), params.stop, self.tokenizer)
+        return outs

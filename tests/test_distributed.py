@@ -279,7 +279,7 @@ def test_vllm_engine_sleeps_wakes_seeds_and_truncates(stub_vllm, data_dir, tmp_p
     sent = [(p["prompt_token_ids"][0], s.kwargs) for p, s in llm.requests]
     assert [first for first, _ in sent] == [1, 3]  # the prompt past max_model_len is not sent
     assert [kw["max_tokens"] for _, kw in sent] == [8, 2]  # at most the room left under max_model_len
-    assert all(kw["seed"] == 1234 for _, kw in sent)
+    assert [kw["seed"] for _, kw in sent] == [1234, 1236]  # seed + the prompt's index in the call
     assert out == [[7] * 8, [7] * 8, [], [], [7] * 2, [7] * 2]  # empty: that episode ends truncated
     model = torch.nn.Linear(2, 2)
     llm.calls.clear()
@@ -293,9 +293,14 @@ def test_the_trainer_passes_a_seed_per_group_and_pushes_weights_to_vllm(stub_vll
     llm = t.engine.llm
     prompts = [t.prompt_ids(t.records[0]), t.prompt_ids(t.records[1])]
     t._seed(0)
+    llm.calls.clear()
     t.generate(prompts, n=3)
+    assert llm.calls.count("generate") == 1  # the groups' seeded requests go to vLLM together
     first = [s.kwargs["seed"] for _, s in llm.requests]
     assert len(first) == 2 and first[0] != first[1]  # one seed per group
+    llm.requests.clear()
+    t.generate([prompts[0]] * 2, n=1)  # a group of two identical rows (ExGRPO's layout): two seeds, two samples
+    assert [s.kwargs["seed"] for _, s in llm.requests] == [first[0], first[0] + 1]
     llm.requests.clear()
     t.generate(prompts[1:], n=3)
     assert llm.requests[0][1].kwargs["seed"] == first[1]  # a group's seed does not depend on the call's other prompts
