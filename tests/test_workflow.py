@@ -81,6 +81,29 @@ def test_dry_run_of_every_profile(workspace, profile):
     assert counts["report"] == len(prof.papers()), counts
 
 
+def test_resources_come_from_the_profile_then_the_experiment():
+    """Built-in defaults < the profile's resources.train / resources.evaluate < the experiment's resources (its
+    flat keys for its training, its `evaluate` for its evaluations); a bad key or value names its path."""
+    from suite.config import ConfigError, parse_profile
+
+    raw = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    raw["resources"] = {"train": {"gpus": 2, "threads": 3}, "evaluate": {"gpus": 1}}
+    raw["experiments"]["grpo_arith"]["resources"] = {"gpus": 4, "evaluate": {"mem_mb": 1000}}
+    prof = parse_profile(raw, "p.yaml")
+    assert prof.experiments["grpo_arith"].resources == {"gpus": 4, "threads": 3, "mem_mb": 4000, "runtime": 60}
+    assert prof.experiments["grpo_arith"].eval_resources == {"gpus": 1, "threads": 1, "mem_mb": 1000, "runtime": 60}
+    assert prof.experiments["base"].resources["gpus"] == 2 and prof.experiments["base"].eval_resources["gpus"] == 1
+    del raw["resources"]
+    del raw["experiments"]["grpo_arith"]["resources"]
+    assert parse_profile(raw, "p.yaml").experiments["grpo_arith"].resources["gpus"] == 0  # a CPU profile
+    raw["experiments"]["grpo_arith"]["resources"] = {"gpu": 1}
+    with pytest.raises(ConfigError, match=r"experiments.grpo_arith.resources: Additional properties .*'gpu'"):
+        parse_profile(raw, "p.yaml")
+    raw["experiments"]["grpo_arith"]["resources"] = {"gpus": -1}
+    with pytest.raises(ConfigError, match=r"experiments.grpo_arith.resources.gpus: -1 is less than the minimum"):
+        parse_profile(raw, "p.yaml")
+
+
 def test_paper_dry_run_through_the_slurm_profile_plans_every_job_with_its_resources(workspace):
     """`snakemake -n --configfile config/paper.yaml --workflow-profile profiles/slurm`: every training and
     evaluation job carries its experiment's GPUs, memory and runtime (what the plugin turns into --gpus, --mem,
