@@ -41,7 +41,7 @@ def requests(lm, gen_kwargs, questions=QUESTIONS, repeats=1):
 
 
 # the warm model answers "\boxed{9}" and stops: stop strings that cut it, and a length cap that does
-@pytest.mark.parametrize("until, max_gen_toks", [([], 24), (["}"], 24), (["1", "oxed"], 24), ([], 3)])
+@pytest.mark.parametrize("until, max_gen_toks", [([], 24), (["}"], 24), (["1"], 24), ([], 4)])
 def test_greedy_outputs_are_those_of_lm_evals_hf_model(models, until, max_gen_toks):
     ours, hf = models
     reqs = requests(ours, {"until": until, "do_sample": False, "max_gen_toks": max_gen_toks})
