@@ -107,7 +107,8 @@ class TrainConfig:
     fsdp_cpu_offload: bool = False  # sharded parameters, gradients and optimizer state on the CPU
     gradient_checkpointing: bool = False  # recompute each decoder layer's activations in the backward pass
     # sampling seeds: step = torch's stream seeded per step (one process); group = one seed per prompt group from
-    # (seed, step, prompt), the same samples on any number of ranks; auto = step with one process, group with several
+    # (seed, step, prompt), the same samples on any number of ranks; auto = group with several ranks or with vLLM,
+    # step for one process generating with HF (as before)
     generation_seed: str = "auto"
     vllm_gpu_memory_utilization: float = 0.3  # vLLM's share of each GPU (weights + KV cache)
     vllm_max_model_len: int = 4096  # prompt + completion tokens; a longer context ends its episode as truncated

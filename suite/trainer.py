@@ -189,7 +189,10 @@ class Trainer:
         if self.world.is_main:
             tqdm.write(precision_line(cfg.bf16, self.device), file=sys.stderr)
         self.sharded = cfg.fsdp is True or (cfg.fsdp == "auto" and self.world.distributed)
-        self.group_seeding = cfg.generation_seed == "group" or (cfg.generation_seed == "auto" and self.world.distributed)
+        # sampling seeded per prompt group: always with several ranks, and with vLLM (its requests take a seed each,
+        # so a resumed GPU run repeats its samples); one process with HF generation keeps torch's per-step stream
+        self.group_seeding = cfg.generation_seed == "group" or (
+            cfg.generation_seed == "auto" and (self.world.distributed or engine_kind(cfg.engine) == "vllm"))
         self._check_world()
         self.start_step = 0
         self._step = 0

@@ -312,6 +312,9 @@ def test_the_trainer_passes_a_seed_per_group_and_pushes_weights_to_vllm(stub_vll
     t._sync_engine()
     assert llm.calls[0] == "wake_up(weights)" and llm.calls[-2:] == ["reset_prefix_cache", "sleep(1)"]
     assert set(llm.loaded) == set(t.policy.state_dict())
+    # generation_seed: auto seeds per group with vLLM even in one process (a resumed GPU run repeats its samples)
+    auto = Trainer(TrainConfig(**config(data_dir, engine="vllm", kl_coef=0.0, generation_seed="auto")), tmp_path / "a")
+    assert auto.group_seeding
 
 
 def test_gpu_check_script_runs_its_cpu_parts():
