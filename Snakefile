@@ -35,6 +35,10 @@ if not workflow.overwrite_configfiles:
 
 validate(config, "config/schema.yaml")
 PROFILE = parse_profile(config, source=f"profile {config['profile']!r}")
+# a profile planned for GPUs of `resources.gpu_memory` GiB: every GPU training job must fit (python -m suite plan)
+from suite.plan import check_planned_profile
+
+check_planned_profile(PROFILE)
 
 DATA = config["data"]["dir"]
 RUNS = config["runs_dir"]

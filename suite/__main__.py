@@ -117,10 +117,14 @@ def _plan(args):
 def _validate(args):
     from .config import load_profile
 
+    from .plan import check_planned_profile
+
     profile = load_profile(args.config)
+    planned = check_planned_profile(profile)
     tasks = sorted(profile.raw["eval"]["tasks"])
     print(f"{args.config}: valid, {len(profile.experiments)} experiments, {len(tasks)} eval tasks "
-          "(keys and types, ranges, group sizes, methods and options, models, datasets, task YAMLs, eval overrides)")
+          "(keys and types, ranges, group sizes, methods and options, models, datasets, task YAMLs, eval overrides"
+          + (f"; memory plan: every GPU job fits {profile.raw['resources']['gpu_memory']} GiB GPUs)" if planned else ")"))
 
 
 def _rescore(args) -> None:

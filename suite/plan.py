@@ -209,3 +209,10 @@ def check_profile(profile, gpu_memory: float) -> list[Estimate]:
         raise ConfigError(f"{profile.path}: memory plan (python -m suite plan --gpu-memory {gpu_memory:g}):\n  "
                           + "\n  ".join(bad))
     return plan(profile, gpu_memory)
+
+
+def check_planned_profile(profile) -> list[Estimate] | None:
+    """The profile's own memory check: with ``resources.gpu_memory`` set (GiB of one GPU), :func:`check_profile` at
+    that size (the Snakefile and ``python -m suite validate`` call this before any job); None when it is unset."""
+    gpu_memory = ((profile.raw.get("resources") or {}).get("gpu_memory"))
+    return None if gpu_memory is None else check_profile(profile, float(gpu_memory))

@@ -88,3 +88,30 @@ def test_plan_command_prints_a_row_per_trained_experiment():
     gc = subprocess.run([sys.executable, "-m", "suite", "plan", "--configfile", "config/paper.yaml",
                          "--set", "gradient_checkpointing=true"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "with gradient_checkpointing=true" in gc.stdout and gc.stdout != out.stdout
+
+
+def test_the_paper_profile_passes_its_own_check_and_a_profile_that_cannot_fit_fails_before_any_job(tmp_path):
+    """`resources.gpu_memory` makes validate (and the Snakefile) run the plan: the paper profile fits 80 GiB cards;
+    without gradient checkpointing, or with Cooper on 4 ranks, it fails naming the experiment and the fix."""
+    import yaml
+
+    from suite.plan import check_planned_profile
+
+    repo = Path(__file__).resolve().parent.parent
+    assert check_planned_profile(load_profile(repo / "config" / "paper.yaml"))
+    raw = yaml.safe_load((repo / "config" / "paper.yaml").read_text())
+    raw["train_defaults"]["gradient_checkpointing"] = False
+    raw["experiments"]["cooper"]["resources"]["gpus"] = 4
+    bad = tmp_path / "paper.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        check_planned_profile(load_profile(bad))
+    message = str(err.value)
+    assert "experiments.grpo_gsm8k: needs ~" in message and "GiB per GPU on 8 GPU(s) of 80 GiB" in message
+    assert "experiments.cooper: asks for 4 GPUs" in message and "resources: {gpus: 1}" in message
+    result = subprocess.run([sys.executable, "-m", "suite", "validate", str(bad)], capture_output=True, text=True,
+                            cwd=repo)
+    assert result.returncode == 2 and "memory plan" in result.stderr
+    del raw["resources"]["gpu_memory"]  # no card size given: nothing to plan against
+    bad.write_text(yaml.safe_dump(raw))
+    assert check_planned_profile(load_profile(bad)) is None

@@ -137,7 +137,9 @@ def test_paper_dry_run_through_the_slurm_profile_plans_every_job_with_its_resour
     assert seen["train"] == sum(e.train is not None for e in prof.experiments.values()), seen
     assert seen["evaluate"] == len({(prof.eval_owner(e.name), t) for e in prof.experiments.values()
                                     for t in e.eval_tasks}), seen
-    assert {e.resources["gpus"] for e in prof.experiments.values() if e.train} == {4, 8}
+    assert {e.resources["gpus"] for e in prof.experiments.values() if e.train} == {1, 4, 8}  # Cooper: 1 process
+    assert any(shell.startswith("python -m suite.gpus 1 -- python -m suite train")
+               for rule, _, shell in blocks if rule == "train"), "a 1-GPU training job runs as one process"
     assert "workflow.cores" not in (REPO / "Snakefile").read_text()
 
 
