@@ -54,10 +54,12 @@ def test_a_shared_prompt_pass_gives_the_logprobs_and_gradients_of_one_pass_per_r
     (one pass per distinct prompt, keys and values gathered per row) equals a full pass over every row."""
     trainer = Trainer(tiny_config(data_dir, kl_coef=0.0, bf16=bf16), data_dir / f"run-shared-{bf16}")
     prompts = [trainer.prompt_ids(trainer.records[0]), trainer.prompt_ids(trainer.records[1])[:-3]]
+    torch.manual_seed(0)  # the sampled completions (and so the test) do not depend on earlier tests' draws
     completions = trainer.generate(prompts, n=3, max_new_tokens=8)
     order = [0, 3, 1, 4, 2, 5]
-    r = Rollouts(prompt_ids=[prompts[i // 3] for i in order], completion_ids=[completions[i][:8 - i] for i in order],
-                 loss_mask=[[1] * (8 - i) for i in order], advantages=[[1.0] * (8 - i) for i in order],
+    kept = [completions[i][:8 - i] for i in order]  # rows of different lengths (a sample may also stop early)
+    r = Rollouts(prompt_ids=[prompts[i // 3] for i in order], completion_ids=kept,
+                 loss_mask=[[1] * len(c) for c in kept], advantages=[[1.0] * len(c) for c in kept],
                  rewards=[0.0] * 6, correct=[False] * 6, group=[i // 3 for i in order])
     assert len(set(map(len, r.prompt_ids))) == 2
 

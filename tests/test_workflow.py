@@ -278,8 +278,11 @@ def test_killed_snakemake_resumes_where_it_stopped(tmp_path, model_cache):
     import signal
     import time
 
+    STEPS = 24
+    # 24 steps, a checkpoint every 2: the kill lands at the first checkpoint with 22 steps to go, so a fast CPU
+    # (a smoke step can take under 0.1 s) cannot finish the run between the poll and the kill
     root = branch_workspace(tmp_path / "wf", train={**yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())[
-        "experiments"]["grpo_arith"]["train"], "save_every": 2})
+        "experiments"]["grpo_arith"]["train"], "steps": STEPS, "save_every": 2})
     run = root / "runs" / "smoke" / "grpo_arith"
     first = subprocess.Popen(["snakemake", "--cores", "2", *BRANCH], cwd=root, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -288,8 +291,8 @@ def test_killed_snakemake_resumes_where_it_stopped(tmp_path, model_cache):
         while not [p for p in (run / "checkpoints").glob("step_*") if re.fullmatch(r"step_\d+", p.name)]:
             assert first.poll() is None, "snakemake ended before the training wrote a checkpoint"
             assert time.time() < deadline, "no checkpoint within 10 minutes"
-            time.sleep(0.2)
-        time.sleep(0.5)  # let the checkpoint's files land (the trainer writes step_N.partial, then renames)
+            time.sleep(0.02)
+        # no wait for files to land: the trainer writes step_N.partial and renames it, so step_N is complete
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -314,12 +317,12 @@ def test_killed_snakemake_resumes_where_it_stopped(tmp_path, model_cache):
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     log = (run / "train.log").read_text()
     # the progress bar starts at the step of the last checkpoint (the trainer's tqdm has initial=start step)
-    first = re.search(r"train grpo_arith:.*?\| (\d+)/8 ", log)
+    first = re.search(rf"train grpo_arith:.*?\| (\d+)/{STEPS} ", log)
     assert first and int(first.group(1)) == saved > 0, (saved, log[-2000:])
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and len(steps) == 8, steps
+    assert steps == sorted(set(steps)) and len(steps) == STEPS, steps
     assert (root / "results" / "smoke" / "foundation" / "table.csv").is_file()
 
 
