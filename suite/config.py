@@ -353,6 +353,16 @@ class Experiment:
     # the same for each evaluation of this experiment: ``resources.evaluate``, then ``resources.evaluate`` of the
     # experiment
     eval_resources: dict[str, Any] = field(default_factory=lambda: dict(RESOURCE_DEFAULTS))
+    # seeds: an experiment declared with ``seeds: [0, 1, 2]`` is expanded into one experiment per seed, named
+    # ``<name>_s<seed>`` (train.seed = that seed); ``group`` is the declared name (== name without seeds), ``seed``
+    # the seed (None without seeds) and ``group_label`` the declared label, which the report's aggregated rows show
+    group: str = ""
+    seed: int | None = None
+    group_label: str = ""
+
+    def __post_init__(self):
+        self.group = self.group or self.name
+        self.group_label = self.group_label or self.label
 
 
 # a job's resources when the profile says nothing: a CPU job on one core (Snakemake caps threads at --cores)
@@ -397,6 +407,14 @@ class Profile:
     def of_paper(self, paper: str) -> list[Experiment]:
         return [e for e in self.experiments.values() if paper in e.papers]
 
+    def groups(self, paper: str | None = None) -> dict[str, list[Experiment]]:
+        """Experiments by group (the declared name: one experiment per seed of a seeded one, else itself), in
+        profile order; ``paper``: that paper's only."""
+        groups: dict[str, list[Experiment]] = {}
+        for exp in self.experiments.values() if paper is None else self.of_paper(paper):
+            groups.setdefault(exp.group, []).append(exp)
+        return groups
+
     def eval_owner(self, name: str) -> str:
         """The experiment whose evaluation directory holds ``name``'s results.
 
@@ -427,38 +445,100 @@ def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> Profile:
     """Validate a profile mapping and build every experiment (fails before any work): the schema, every
     experiment's training config (keys, types, ranges, group size, method options, dataset), its model name,
     and every eval task's YAML (syntax, dataset) and overrides."""
+    _check_seeds(raw, source)
     validate_schema(raw, source)
     tasks = set(raw["eval"]["tasks"])
     defaults = _training_defaults(raw.get("train_defaults") or {}, source)
     experiments = {}
+    seeded = {name: list(exp["seeds"]) for name, exp in raw["experiments"].items() if exp.get("seeds") is not None}
     for name, exp in raw["experiments"].items():
         model = exp.get("model", raw["model"])
         unknown_tasks = sorted(set(exp["eval_tasks"]) - tasks)
         if unknown_tasks:
             raise ConfigError(f"{source}: experiments.{name}.eval_tasks: {unknown_tasks} not declared in eval.tasks")
-        train = None
-        if exp["method"] not in NON_TRAINING_METHODS:
-            own = coerce_mapping(exp.get("train") or {}, TrainConfig, f"{source}: experiments.{name}.train")
-            merged = {**defaults, **own}
-            merged["algo"] = {**(defaults.get("algo") or {}), **(own.get("algo") or {})}
-            try:
-                train = TrainConfig.from_dict({**merged, "experiment": name, "method": exp["method"], "model": model,
-                                               "data_dir": raw["data"]["dir"]})
-            except ConfigError as err:
-                raise _blame_defaults(err, name, own, defaults, source) from None
-            _check_algo_options(train, source)
+        # seeds: one experiment per seed, <name>_s<seed>, with train.seed = that seed (_check_seeds checked them)
+        members = [(name, None)] if name not in seeded else [(f"{name}_s{seed}", seed) for seed in seeded[name]]
+        trains = {}
+        for member, seed in members:
+            if seed is not None and (member in raw["experiments"] or member in experiments):
+                raise ConfigError(f"{source}: experiments.{name}.seeds: seed {seed} makes the experiment {member!r}, "
+                                  "which the profile already has: rename one of them")
+            trains[member] = None
+            if exp["method"] not in NON_TRAINING_METHODS:
+                trains[member] = _build_train(raw, name, member, seed, exp, model, defaults, seeded, source)
         _check_model(name, exp, model, source)
         papers = [exp["paper"]] if isinstance(exp["paper"], str) else list(exp["paper"])
         resources, eval_resources = resolve_resources(raw, exp)
-        experiments[name] = Experiment(name=name, papers=papers, method=exp["method"], model=model,
-                                       train=train, eval_tasks=list(exp["eval_tasks"]),
-                                       label=exp.get("label", name), resources=resources,
-                                       eval_resources=eval_resources)
+        label = exp.get("label", name)
+        for member, seed in members:
+            train = trains[member]
+            experiments[member] = Experiment(name=member, papers=papers, method=exp["method"], model=model,
+                                             train=train, eval_tasks=list(exp["eval_tasks"]),
+                                             label=label if seed is None else f"{label} (seed {seed})",
+                                             resources=dict(resources), eval_resources=dict(eval_resources),
+                                             group=name, seed=seed, group_label=label)
     _check_tasks_exist(tasks, source)
     for task in sorted(tasks):
         _check_task(task, raw["eval"]["tasks"][task] or {}, source)
     _check_declarations(source)
     return Profile(path=Path(source), raw=raw, experiments=experiments)
+
+
+def _check_seeds(raw: dict[str, Any], source: str) -> None:
+    """``experiments.<name>.seeds``: a non-empty list of distinct integers >= 0, on a trained experiment only
+    (checked before the schema, whose messages say less)."""
+    experiments = raw.get("experiments") if isinstance(raw, dict) else None
+    if not isinstance(experiments, dict):
+        return
+    for name, exp in experiments.items():
+        if not isinstance(exp, dict) or "seeds" not in exp:
+            continue
+        seeds, where = exp["seeds"], f"{source}: experiments.{name}.seeds"
+        if (not isinstance(seeds, list) or not seeds
+                or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)):
+            raise ConfigError(f"{where} = {seeds!r} must be a non-empty list of integers >= 0, e.g. seeds: [0, 1, 2]",
+                              key="seeds")
+        repeated = sorted({x for x in seeds if seeds.count(x) > 1})
+        if repeated:
+            raise ConfigError(f"{where} = {seeds!r} repeats {repeated}: each seed names one run; list each once",
+                              key="seeds")
+        if exp.get("method") in NON_TRAINING_METHODS:
+            raise ConfigError(f"{where}: method {exp['method']!r} is not trained, so a seed changes nothing (its "
+                              "evaluations sample with the profile's eval.seed): remove seeds from this experiment",
+                              key="seeds")
+        if isinstance(exp.get("train"), dict) and "seed" in exp["train"]:
+            raise ConfigError(f"{where} and experiments.{name}.train.seed are both set: seeds gives each run its "
+                              "train.seed; remove train.seed", key="seeds")
+
+
+def _build_train(raw: dict[str, Any], name: str, member: str, seed: int | None, exp: dict[str, Any], model: str,
+                 defaults: dict[str, Any], seeded: dict[str, list[int]], source: str) -> TrainConfig:
+    """The training config of experiment ``name`` (run ``member``: ``name`` itself, or ``<name>_s<seed>`` of its
+    seeds); an error names the declared experiment's keys."""
+    own = coerce_mapping(exp.get("train") or {}, TrainConfig, f"{source}: experiments.{name}.train")
+    merged = {**defaults, **own}
+    merged["algo"] = {**(defaults.get("algo") or {}), **(own.get("algo") or {})}
+    if seed is not None:
+        merged["seed"] = seed
+    source_run = merged["algo"].get("traces_from")
+    if isinstance(source_run, str) and source_run in seeded:  # a seeded run reads the run of its own seed
+        if seed not in seeded[source_run]:
+            raise ConfigError(f"{source}: experiments.{name}.train.algo.traces_from = {source_run!r} names an "
+                              f"experiment with seeds {seeded[source_run]}: give {name!r} seeds from that list, "
+                              "so that each of its runs reads the run of its own seed")
+        merged["algo"]["traces_from"] = f"{source_run}_s{seed}"
+    try:
+        train = TrainConfig.from_dict({**merged, "experiment": member, "method": exp["method"], "model": model,
+                                       "data_dir": raw["data"]["dir"]})
+        _check_algo_options(train, source)
+    except ConfigError as err:
+        if member != name:  # name the declared experiment, not its expanded run
+            text = str(err).replace(f"experiments.{member}.", f"experiments.{name}.")
+            err = ConfigError(text.replace(f"experiment {member!r}", f"experiment {name!r}"), key=err.key)
+        if str(err).startswith(f"{source}: experiments.{name}.train.algo"):
+            raise err from None
+        raise _blame_defaults(err, name, own, defaults, source) from None
+    return train
 
 
 def _training_defaults(defaults: dict[str, Any], source: str) -> dict[str, Any]:
