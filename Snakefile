@@ -39,6 +39,10 @@ PROFILE = parse_profile(config, source=f"profile {config['profile']!r}")
 from suite.plan import check_planned_profile
 
 check_planned_profile(PROFILE)
+# the papers' claims this profile tests (config/paper_numbers.yaml): their keys, tasks and seeds, before any job
+from suite.claims import check_profile_claims
+
+check_profile_claims(PROFILE)
 
 DATA = config["data"]["dir"]
 RUNS = config["runs_dir"]

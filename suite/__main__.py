@@ -117,12 +117,17 @@ def _plan(args):
 def _validate(args):
     from .config import load_profile
 
+    from .claims import check_profile_claims
     from .plan import check_planned_profile
 
     profile = load_profile(args.config)
     planned = check_planned_profile(profile)
+    claims = check_profile_claims(profile)
     tasks = sorted(profile.raw["eval"]["tasks"])
-    print(f"{args.config}: valid, {len(profile.experiments)} experiments, {len(tasks)} eval tasks "
+    runs = len(profile.experiments)
+    groups = len(profile.groups())
+    print(f"{args.config}: valid, {groups} experiments" + (f" ({runs} runs with their seeds)" if runs != groups else "")
+          + f", {len(tasks)} eval tasks, {claims} paper claims tested "
           "(keys and types, ranges, group sizes, methods and options, models, datasets, task YAMLs, eval overrides"
           + (f"; memory plan: every GPU job fits {profile.raw['resources']['gpu_memory']} GiB GPUs)" if planned else ")"))
 

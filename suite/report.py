@@ -4,10 +4,15 @@ Writes, under ``results/<profile>/<paper>/``:
 
 - ``table.csv``: one row per (experiment, task, metric) with our value, its standard
   error, n, and the paper's reported number where ``config/paper_numbers.yaml`` has one;
-  training runs add rows for the last step's metrics (task ``train``);
-- ``table.md``: the same as a readable table (ours ± se, paper's number beside it);
-- ``curves.png``: reward and accuracy per training step of every trained experiment;
-- ``evals.png``: benchmark bars per task and experiment;
+  training runs add rows for the last step's metrics (task ``train``); ``group`` and ``seed``
+  say which declared experiment and seed a row is (an experiment with ``seeds`` is one run per seed);
+- ``table.md``: the paper's claims with a verdict each (``suite/claims.py``), then the scores as
+  a readable table, one row per group (ours ± se, paper's number beside it; a group of several
+  seeds shows the mean over seeds ± the standard error over seeds);
+- ``verdicts.csv``: the verdict rows, when the paper has claims this profile tests;
+- ``curves.png``: reward and accuracy per training step of every trained group (several seeds:
+  their mean, with a min–max band);
+- ``evals.png``: benchmark bars per task and group;
 - anything a paper's ``extra_report`` hook (``config/paper_numbers.yaml``) adds: a function
   ``(profile, paper, df, results, runs, out) -> list of markdown lines`` that may write its own plots.
 """
@@ -24,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from . import import_object  # noqa: E402
+from . import claims, import_object, stats  # noqa: E402
 from .config import REPO, Profile  # noqa: E402
 from .io import atomic_path, read_jsonl, write_text  # noqa: E402
 
@@ -74,6 +79,7 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
     reported = paper_numbers(paper).get("numbers", {})
     rows = []
     for exp in profile.of_paper(paper):
+        ident = {"group": exp.group, "seed": exp.seed, "group_label": exp.group_label}
         for task in exp.eval_tasks:
             result = read_result(profile.eval_path(results, exp.name, task))
             previous = (result.get("rescored") or {}).get("previous", {})
@@ -81,8 +87,8 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
                 rows.append({
                     "experiment": exp.name, "label": exp.label, "method": exp.method, "task": task,
                     "metric": metric, "value": m["value"], "stderr": m["stderr"], "n": result["n"],
-                    "paper_value": reported.get(exp.name, {}).get(task, {}).get(metric),
-                    "rescored_from": previous.get(metric, {}).get("value"),
+                    "paper_value": (reported.get(exp.name) or reported.get(exp.group) or {}).get(task, {}).get(metric),
+                    "rescored_from": previous.get(metric, {}).get("value"), **ident,
                 })
         metrics_file = runs / exp.name / "metrics.jsonl"
         if exp.train is not None and metrics_file.is_file():
@@ -96,12 +102,39 @@ def collect(profile: Profile, paper: str, results: Path, runs: Path) -> pd.DataF
             for metric, value in train.items():
                 rows.append({"experiment": exp.name, "label": exp.label, "method": exp.method, "task": "train",
                              "metric": metric, "value": value, "stderr": None,
-                             "n": last["step"], "paper_value": None, "rescored_from": None})
-    return pd.DataFrame(rows)
+                             "n": last["step"], "paper_value": None, "rescored_from": None, **ident})
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["seed"] = df["seed"].astype("Int64")  # whole numbers, empty without seeds
+    return df
+
+
+def aggregate(df: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation rows of ``df`` (one per run) as one row per (group, task, metric): a group of several seeds
+    gets the mean over its seeds, ± the standard error over seeds, ``n_seeds`` and the label "<label> (k seeds)";
+    a group of one run keeps its row (its standard error over problems). A frame without ``group`` columns (one
+    built by hand) treats each experiment as its own group."""
+    evals = df[df.task != "train"].copy()
+    if "group" not in evals:
+        evals["group"] = evals["experiment"]
+    if "group_label" not in evals:
+        evals["group_label"] = evals["label"]
+    rows = []
+    for (_, task, metric), g in evals.groupby(["group", "task", "metric"], sort=False):
+        first = g.iloc[0].to_dict()
+        if len(g) == 1:
+            rows.append({**first, "n_seeds": 1})
+            continue
+        mean, se = stats.mean_se(g.value.astype(float).tolist())
+        rescored = g.rescored_from.dropna() if "rescored_from" in g else pd.Series(dtype=float)
+        rows.append({**first, "experiment": first["group"], "label": f"{first['group_label']} ({len(g)} seeds)",
+                     "value": mean, "stderr": se, "n_seeds": len(g), "seed": None,
+                     "rescored_from": rescored.iloc[0] if len(rescored) else None})
+    return pd.DataFrame(rows, columns=[*evals.columns, "n_seeds"] if not rows else None)
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    evals = df[df.task != "train"]
+    evals = aggregate(df)
     cells = {}
     for _, r in evals.iterrows():
         text = f"{100 * r.value:.1f}" + (f" ± {100 * r.stderr:.1f}" if pd.notna(r.stderr) else "")
@@ -152,20 +185,43 @@ def training_logs(profile: Profile, paper: str, runs: str | Path) -> dict[str, t
 
 
 def plot_curves(profile: Profile, paper: str, runs: Path, out: Path) -> bool:
+    """Reward and accuracy per step, one line per group: a group of several seeds draws the mean over its seeds,
+    with a band from the lowest to the highest seed (of the 5-step means)."""
     logs = training_logs(profile, paper, runs)
     if not logs:
         return False
+    groups: dict[str, list] = {}
+    for exp, log in logs.values():
+        groups.setdefault(getattr(exp, "group", exp.name), []).append((exp, log))
+    banded = any(len(members) > 1 for members in groups.values())
     fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.5))
     for ax, metric in zip(axes, CURVES):
-        for exp, log in logs.values():
-            ax.plot(log.step, log[metric], alpha=0.35)
-            smooth = log[metric].rolling(5, min_periods=1).mean()
-            ax.plot(log.step, smooth, label=exp.label, color=ax.lines[-1].get_color())
+        for members in groups.values():
+            exp = members[0][0]
+            if len(members) == 1:
+                log = members[0][1]
+                if metric not in log:
+                    continue
+                ax.plot(log.step, log[metric], alpha=0.35)
+                smooth = log[metric].rolling(5, min_periods=1).mean()
+                ax.plot(log.step, smooth, label=exp.label, color=ax.lines[-1].get_color())
+                continue
+            per_seed = pd.concat({e.name: log.set_index("step")[metric] for e, log in members if metric in log},
+                                 axis=1).sort_index()
+            if per_seed.empty:
+                continue
+            smooth = per_seed.rolling(5, min_periods=1).mean()
+            ax.plot(per_seed.index, per_seed.mean(axis=1), alpha=0.35)
+            color = ax.lines[-1].get_color()
+            ax.plot(smooth.index, smooth.mean(axis=1), color=color,
+                    label=f"{getattr(exp, 'group_label', exp.label)} ({per_seed.shape[1]} seeds)")
+            ax.fill_between(smooth.index, smooth.min(axis=1), smooth.max(axis=1), color=color, alpha=0.15)
         ax.set_xlabel("step")
         ax.set_ylabel(f"batch {metric}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{paper}: training curves (faint: per step, solid: 5-step mean)")
+    fig.suptitle(f"{paper}: training curves (faint: per step, solid: 5-step mean"
+                 + ("; several seeds: their mean, band: min–max over seeds of the 5-step mean)" if banded else ")"))
     save_figure(fig, out)
     return True
 
@@ -175,11 +231,13 @@ def settings_table(profile: Profile, paper: str) -> str:
     from .algos import get_method
 
     rows = []
-    for exp in profile.of_paper(paper):
-        c = exp.train
+    for members in profile.groups(paper).values():  # one row per group: its seeds differ only in train.seed
+        exp, c = members[0], members[0].train
         if c is None:
             continue
-        rows.append(f"| {exp.label} | {exp.method} | {c.model} | {c.train_dataset} | {c.steps} | "
+        label = exp.label if len(members) == 1 else (f"{exp.group_label} (seeds "
+                                                     f"{', '.join(str(e.seed) for e in members)})")
+        rows.append(f"| {label} | {exp.method} | {c.model} | {c.train_dataset} | {c.steps} | "
                     f"{get_method(exp.method).batch_description(c)} | {c.max_new_tokens} | {c.lr:g} | "
                     f"{c.kl_coef:g} | {c.temperature:g} |")
     if not rows:
@@ -189,7 +247,7 @@ def settings_table(profile: Profile, paper: str) -> str:
 
 
 def plot_evals(df: pd.DataFrame, paper: str, out: Path) -> None:
-    evals = df[df.task != "train"]
+    evals = aggregate(df)  # one bar per group: the mean over its seeds ± the SE over seeds
     headline = {task: next(m for m in HEADLINE + tuple(g.metric) if m in set(g.metric))
                 for task, g in evals.groupby("task", sort=False)}
     evals = evals[[headline[t] == m for t, m in zip(evals.task, evals.metric)]]
@@ -220,17 +278,29 @@ def build_report(profile: Profile, paper: str, results: str | Path, runs: str | 
     df = collect(profile, paper, results, runs)
     if df.empty:
         raise ValueError(f"profile {profile.name!r} has no results for paper {paper!r}")
+    meta = paper_numbers(paper)
+    verdicts = [claims.evaluate_claim(profile, claim, results)
+                for claim in claims.profile_claims(profile, paper, meta)]
     with atomic_path(out / "table.csv") as tmp:
-        df.to_csv(tmp, index=False)
+        df.drop(columns=["group_label"], errors="ignore").to_csv(tmp, index=False)
+    if verdicts:
+        with atomic_path(out / "verdicts.csv") as tmp:
+            pd.DataFrame(verdicts).to_csv(tmp, index=False)
+    elif (out / "verdicts.csv").is_file():  # the paper's claims were removed, or this profile tests none now
+        (out / "verdicts.csv").unlink()
     has_curves = plot_curves(profile, paper, runs, out / "curves.png")
     plot_evals(df, paper, out / "evals.png")
-    meta = paper_numbers(paper)
-    parts = [
-        f"# {meta.get('title', paper)} — profile `{profile.name}`",
-        "",
+    seeded = "group" in df and df[df.task != "train"].groupby(["group", "task", "metric"]).size().max() > 1
+    parts = [f"# {meta.get('title', paper)} — profile `{profile.name}`", ""]
+    if verdicts:
+        parts += ["## The paper's claims", "", *claims.verdict_table(verdicts), "", "## Scores", ""]
+    parts += [
         f"Scale: {profile.raw.get('scale_note', 'as configured').strip().rstrip('.')}.",
         "",
-        "Scores in %, ± one standard error over problems; the paper's number, where it reports one, in brackets"
+        "Scores in %, ± one standard error over problems"
+        + ("; a row marked (k seeds) is the mean over k training seeds ± the standard error over seeds" if seeded
+           else "")
+        + "; the paper's number, where it reports one, in brackets"
         + (f" ({meta['source']})." if meta.get("source") else "."),
         "",
         markdown_table(df),

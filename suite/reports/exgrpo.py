@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import read_jsonl, samples_path  # noqa: E402
-from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
+from ..report import aggregate, paper_numbers, save_figure, training_logs  # noqa: E402
 
 WINDOW = 5  # steps averaged at the start and at the end of a run
 LEVEL_TASK = "arithmetic_levels"
@@ -117,15 +117,23 @@ def plot_buckets(logs: dict, out: Path) -> bool:
 
 
 def level_table(profile, paper: str, results: Path) -> list[str]:
-    """Accuracy per difficulty level of the arithmetic-levels eval, from its per-sample file."""
-    per_exp = {}
+    """Accuracy per difficulty level of the arithmetic-levels eval, from its per-sample file (a seeded experiment:
+    its seeds' samples pooled, one row for the group)."""
+    pooled: dict[str, list] = {}
     for exp in profile.of_paper(paper):
         path = samples_path(profile.eval_path(results, exp.name, LEVEL_TASK))
         if LEVEL_TASK in exp.eval_tasks and path.is_file():
-            rows = [(int(re.match(r"arithlv(\d+)-", r["id"]).group(1)), r["metrics"]["acc"]) for r in read_jsonl(path)]
-            per_exp[exp.label] = pd.DataFrame(rows, columns=["level", "acc"]).groupby("level").acc.agg(["mean", "count"])
-    if not per_exp:
+            runs = pooled.setdefault(getattr(exp, "group_label", exp.label), [])
+            runs.append([(int(re.match(r"arithlv(\d+)-", r["id"]).group(1)), r["metrics"]["acc"])
+                         for r in read_jsonl(path)])
+    if not pooled:
         return []
+    per_exp = {}
+    for label, runs in pooled.items():
+        table = pd.DataFrame([row for rows in runs for row in rows], columns=["level", "acc"]).groupby("level").acc
+        stats = table.agg(["mean", "count"])
+        stats["count"] //= len(runs)  # problems per level (each seed scored them all)
+        per_exp[label if len(runs) == 1 else f"{label} ({len(runs)} seeds)"] = stats
     levels = sorted({lv for t in per_exp.values() for lv in t.index})
     counts = {lv: max(int(t["count"].get(lv, 0)) for t in per_exp.values()) for lv in levels}
     lines = ["Held-out arithmetic by difficulty level (accuracy in %, "
@@ -141,24 +149,26 @@ def gain_table(df: pd.DataFrame, meta: dict) -> list[str]:
     """Each ExGRPO run minus on-policy GRPO per benchmark (points, ± SE), beside the paper's average gain.
 
     The SE treats the two evaluations as independent (conservative: they share the problems). Needs exactly
-    one on-policy run (method ``grpo``) in the paper's experiments.
+    one on-policy experiment (method ``grpo``) in the paper's experiments. A seeded experiment is one row: the
+    mean over its seeds, its SE the standard error over seeds (the verdict table tests the paired difference).
     """
     if df is None or df.empty:
         return []
-    evals = df[(df.task != "train") & (df.metric == "acc")]
+    evals = aggregate(df)
+    evals = evals[evals.metric == "acc"]
     onpolicy = evals[evals.method == "grpo"]
     runs = evals[evals.method == "exgrpo"]
-    if onpolicy.experiment.nunique() != 1 or runs.empty:
+    if onpolicy.group.nunique() != 1 or runs.empty:
         return []
     ref = onpolicy.set_index("task")
     tasks = [t for t in ref.index if t in set(runs.task)]
     paper = meta.get("gain_over_onpolicy") or {}
-    label = ref.label.iloc[0]
+    label = ref.group_label.iloc[0]
     named = "" if label == "on-policy GRPO" else f" ({label})"
     lines = [f"Gain over on-policy GRPO{named}, accuracy points, ± one standard error"
              + (f"; the paper: {paper['text']}" if paper.get("text") else "") + ":", "",
              "| run | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-    for _, g in runs.groupby("experiment", sort=False):
+    for _, g in runs.groupby("group", sort=False):
         g = g.set_index("task")
         cells = []
         for t in tasks:

@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..report import paper_numbers, save_figure, training_logs  # noqa: E402
+from ..claims import parse_claims  # noqa: E402
+from ..report import aggregate, paper_numbers, save_figure, training_logs  # noqa: E402
 
 GAME_ORDER = ("frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple")
 SMOOTH = 3  # steps in the rolling mean of the curves
@@ -44,8 +45,10 @@ def _cell(rows: pd.DataFrame, metric: str, pct: bool) -> str:
 
 
 def games_table(df: pd.DataFrame) -> list[str]:
-    """Success rate (%) and mean return (game units) per game and experiment."""
-    evals = df[df.task.isin(GAME_ORDER)]
+    """Success rate (%) and mean return (game units) per game and experiment (a seeded experiment: the mean over
+    its seeds ± the standard error over seeds)."""
+    evals = aggregate(df)
+    evals = evals[evals.task.isin(GAME_ORDER)]
     if evals.empty:
         return []
     tasks = [t for t in GAME_ORDER if t in set(evals.task)]
@@ -63,29 +66,31 @@ def games_table(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _success(df: pd.DataFrame, experiment: str, task: str) -> float | None:
-    rows = df[(df.experiment == experiment) & (df.task == task) & (df.metric == "success_rate")]
-    return None if rows.empty else float(rows.value.iloc[0])
+def _success(evals: pd.DataFrame, group: str, task: str, metric: str) -> tuple[float, str] | None:
+    rows = evals[(evals.group == group) & (evals.task == task) & (evals.metric == metric)]
+    return None if rows.empty else (float(rows.value.iloc[0]), str(rows.label.iloc[0]))
 
 
-def claims_table(df: pd.DataFrame, meta: dict) -> list[str]:
-    """The paper's claims (text as printed) beside the analogous comparison here."""
-    claims = meta.get("claims") or []
+def claims_table(df: pd.DataFrame, meta: dict, paper: str = "msgrpo") -> list[str]:
+    """The paper's claims (text as printed; ``config/paper_numbers.yaml``, the verdict table at the top of the
+    report tests them) beside the comparison here in the paper's terms: both arms' scores and the relative change
+    (the abstract states its claim relatively), each arm the mean over its seeds."""
+    claims = parse_claims(paper, meta)
     if not claims:
         return []
-    lines = ["The paper's claims beside ours:", "", "| the paper | here |", "|---|---|"]
+    evals = aggregate(df)
+    lines = ["The paper's claims beside ours (each arm's mean over its seeds; the verdicts are at the top):", "",
+             "| the paper | here |", "|---|---|"]
     for claim in claims:
         ours = "—"
-        compare = claim.get("compare")
-        if compare:
-            task, (a, b) = claim["task"], compare
-            sa, sb = _success(df, a, task), _success(df, b, task)
-            if sa is not None and sb is not None:
-                labels = {e: df[df.experiment == e].label.iloc[0] for e in (a, b)}
-                rel = f", {100 * (sa - sb) / sb:+.0f}% relative" if sb > 0 else ""
-                ours = (f"{task} success: {labels[a]} {100 * sa:.1f}% vs {labels[b]} {100 * sb:.1f}% "
-                        f"({100 * (sa - sb):+.1f} points{rel})")
-        lines.append(f"| {claim['text']} ({claim.get('source', 'paper')}) | {ours} |")
+        metric = claim.metric or "success_rate"
+        a, b = _success(evals, claim.treatment, claim.task, metric), _success(evals, claim.control, claim.task, metric)
+        if a is not None and b is not None:
+            (sa, la), (sb, lb) = a, b
+            rel = f", {100 * (sa - sb) / sb:+.0f}% relative" if sb > 0 else ""
+            ours = (f"{claim.task} {metric}: {la} {100 * sa:.1f}% vs {lb} {100 * sb:.1f}% "
+                    f"({100 * (sa - sb):+.1f} points{rel})")
+        lines.append(f"| {claim.text} ({claim.source or 'paper'}) | {ours} |")
     return lines
 
 
@@ -168,7 +173,7 @@ def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out
     meta = paper_numbers(paper)
     logs = _trained_logs(profile, paper, Path(runs))
     lines = ["## Games", ""] + games_table(df)
-    claims = claims_table(df, meta)
+    claims = claims_table(df, meta, paper)
     if claims:
         lines += [""] + claims
     summary = training_summary(logs)
