@@ -220,8 +220,8 @@ def plot_curves(profile: Profile, paper: str, runs: Path, out: Path) -> bool:
         ax.set_ylabel(f"batch {metric}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{paper}: training curves (faint: per step, solid: 5-step mean"
-                 + ("; several seeds: their mean, band: min–max over seeds of the 5-step mean)" if banded else ")"))
+    band = ";\nseveral seeds: their mean, band: min–max over the seeds of the 5-step mean" if banded else ""
+    fig.suptitle(f"{paper}: training curves (faint: per step, solid: 5-step mean{band})")
     save_figure(fig, out)
     return True
 

@@ -117,8 +117,10 @@ def test_the_profiles_validate_with_their_claims():
     smoke = load_profile("config/smoke.yaml")
     assert [e.name for e in smoke.groups()["exgrpo"]] == ["exgrpo_s0", "exgrpo_s1", "exgrpo_s2"]
     assert [e.train.seed for e in smoke.groups()["exgrpo_onpolicy"]] == [0, 1, 2]
-    tested = {paper: [(c.treatment, c.control) for c in claims.profile_claims(smoke, paper)] for paper in smoke.papers()}
-    assert tested["exgrpo"] == [("exgrpo", "exgrpo_onpolicy")] and tested["msgrpo"] == [("msgrpo_aaw_fl", "msgrpo_base")]
+    tested = {paper: [(c.treatment, c.control) for c in claims.profile_claims(smoke, paper)]
+              for paper in smoke.papers()}
+    assert tested["exgrpo"] == [("exgrpo", "exgrpo_onpolicy")]
+    assert tested["msgrpo"] == [("msgrpo_aaw_fl", "msgrpo_base")]
     assert claims.check_profile_claims(smoke) == 2
 
 
