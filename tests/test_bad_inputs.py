@@ -374,6 +374,11 @@ CASES = [
      [r"train\.train_dataset = 'gsm9k': unknown dataset 'gsm9k'", "REGISTRY", "task YAML"], []),
     ("train-split-unknown", lambda t, m, c: profile_error(train(train_split="dev")),
      [r"train\.train_split = 'dev' is not a split of dataset 'arithmetic_2d'"], []),
+    ("train-report-to-unknown", lambda t, m, c: profile_error(train(report_to=["tensorbord"])),
+     [P + r"experiments\.grpo\.train\.report_to = \['tensorbord'\] names unknown sink\(s\) \['tensorbord'\]",
+      r"valid values: a list of \['tensorboard', 'wandb'\]", "'all'", "'none'"], []),
+    ("defaults-report-to-type", lambda t, m, c: profile_error(defaults(report_to=5)),
+     [P + r"train_defaults\.report_to = 5 must be a list or a string"], []),
     # model names
     ("model-unknown", lambda t, m, c: profile_error(with_experiment("x", method="base", model="no-such-model")),
      [r"experiments\.x\.model: model 'no-such-model' resolves to nothing", "hub id 'owner/name'"], []),
