@@ -164,6 +164,7 @@ rule evaluate:
         config_hash=lambda wc: run_hash(wc.exp),
         batch_size=config["eval"].get("batch_size", 16),
         seed=config["eval"].get("seed", 0),
+        bf16=str(config["eval"].get("bf16", False)).lower(),
         launch=lambda wc: launch(eval_resources(wc.exp)["gpus"], "suite evaluate", torchrun=False),
     log:
         f"{RESULTS}/evals/{{exp}}/{{task}}.log",
@@ -175,7 +176,7 @@ rule evaluate:
     shell:
         "{params.launch} --threads {threads} --model {params.model} --task {wildcards.task} --out {output}"
         " --data-dir {DATA} --limit '{params.limit}' --overrides '{params.overrides}' --seed {params.seed}"
-        " --batch-size {params.batch_size} --config-hash {params.config_hash} > {log} 2>&1"
+        " --batch-size {params.batch_size} --bf16 {params.bf16} --config-hash {params.config_hash} > {log} 2>&1"
 
 
 rule report:

@@ -6,6 +6,7 @@
 """
 
 import json
+from pathlib import Path
 import sys
 
 
@@ -40,27 +41,41 @@ def hardware_line(runs: dict) -> str:
     return "CPU: not recorded"
 
 
-def evaluation(runs: dict) -> None:
+def _responses(path: Path) -> list | None:
+    return [json.loads(line)["responses"] for line in open(path)] if path.is_file() else None
+
+
+def evaluation(runs: dict, samples_dir: Path) -> None:
     print(hardware_line(runs) + "\n")
-    print("| task | problems x samples | rlrepro s | hf s | rlrepro s/problem | hf s/problem | speed-up | "
-          "accuracy rlrepro / hf |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | problems x samples | arm | precision | s | s/problem | speed-up over hf | accuracy | "
+          "greedy responses equal to hf's |")
+    print("|---|---|---|---|---|---|---|---|---|")
     tasks = sorted({b["extra_info"]["task"] for b in runs.values() if "task" in b.get("extra_info", {})})
     for task in tasks:
-        ours, hf = (runs.get(f"test_evaluate[{task}-{b}]") for b in ("rlrepro", "hf"))
-        if not ours or not hf:
+        hf = runs.get(f"test_evaluate[{task}-hf]")
+        if not hf:
             continue
-        o, h = ours["stats"]["mean"], hf["stats"]["mean"]
-        n, k = ours["extra_info"]["problems"], ours["extra_info"]["samples"] // ours["extra_info"]["problems"]
-        print(f"| {task} | {n} x {k} | {o:.0f} | {h:.0f} | {o / n:.2f} | {h / n:.2f} | {h / o:.2f}x | "
-              f"{ours['extra_info']['score']:.3f} / {hf['extra_info']['score']:.3f} |")
-    print("\nspeed-up = hf's seconds / rlrepro's, whole `evaluate` call (model load included), same run.")
+        hf_responses = _responses(samples_dir / f"{task}-hf.json.samples.jsonl")
+        for arm in ("rlrepro", "rlrepro-fp32", "rlrepro-bf16", "hf"):
+            run = runs.get(f"test_evaluate[{task}-{arm}]")
+            if not run:
+                continue
+            info, seconds = run["extra_info"], run["stats"]["mean"]
+            n, k = info["problems"], info["samples"] // info["problems"]
+            same = "—"
+            responses = _responses(samples_dir / f"{task}-{arm}.json.samples.jsonl")
+            if task == "gsm8k" and arm != "hf" and responses and hf_responses:
+                same = f"{sum(a == b for a, b in zip(responses, hf_responses))} / {len(responses)}"
+            print(f"| {task} | {n} x {k} | {arm} | {info.get('precision', 'fp32')} | {seconds:.0f} | {seconds / n:.2f} | "
+                  f"{hf['stats']['mean'] / seconds:.2f}x | {info['score']:.3f} | {same} |")
+    print("\nspeed-up = hf's seconds / the arm's, whole `evaluate` call (model load included), same run; "
+          "greedy agreement compares GSM8K responses problem by problem.")
 
 
 def main(path: str) -> None:
     runs = {b["name"]: b for b in json.load(open(path))["benchmarks"]}
     if any(name.startswith("test_evaluate[") for name in runs):
-        return evaluation(runs)
+        return evaluation(runs, Path(path).parent / "eval")
     if "test_bf16_matmul_peak" not in runs:
         return kernels(runs)
     peak = runs["test_bf16_matmul_peak"]

@@ -71,8 +71,13 @@ def _evaluate(args):
     check_overrides(args.task, overrides, where="--overrides")
     result = evaluate(args.model, args.task, args.out, data_dir=args.data_dir, limit=args.limit,
                       overrides=overrides, seed=args.seed, batch_size=args.batch_size,
-                      backend=args.backend, config_hash=args.config_hash)
+                      backend=args.backend, config_hash=args.config_hash, bf16=_bf16_arg(args.bf16),
+                      generation_rows=args.generation_rows)
     print(json.dumps(result["metrics"]))
+
+
+def _bf16_arg(text: str) -> bool | str:
+    return {"true": True, "false": False}.get(text, text)
 
 
 def _report(args):
@@ -262,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["rlrepro", "hf", "vllm"], default=None,
                    help="rlrepro: lm-eval's hf model generating through our rollout engine (the default without "
                         "vLLM and a GPU); hf: lm-eval's own; vllm: GPU")
+    p.add_argument("--bf16", choices=["auto", "true", "false"], default="false",
+                   help="rlrepro backend: generate in bf16 (auto: where the CPU/GPU computes it natively); "
+                        "default false: fp32 on the CPU, scores independent of the CPU type")
+    p.add_argument("--generation-rows", type=int, default=None,
+                   help="rlrepro backend: rows per generation batch (default --batch-size)")
     p.add_argument("--config-hash", default=None)
     p.set_defaults(func=_evaluate)
 

@@ -4,7 +4,10 @@ Everything but ``generate_until`` is lm-eval's ``hf`` model (:class:`lm_eval.mod
 the chat template, tokenisation and truncation of contexts, and the log-likelihood requests. Generation goes
 through :class:`suite.rollout.HFEngine`, the engine the trainer samples with:
 
-- eager attention on the CPU (transformers' SDPA path is slower there for decoding a padded batch);
+- eager attention on the CPU (the trainer's choice: see suite/models.py);
+- optionally, generation in bf16 where the CPU computes it natively (``bf16="auto"``) and in batches of
+  ``generation_rows`` rows; ``suite.evaluate`` defaults to fp32 and ``batch_size`` rows (measured:
+  results/bench/eval.md);
 - one prefill per distinct prompt: a task's ``repeats: k`` reaches a model as k identical requests, which
   lm-eval's ``hf`` model prefills k times; here they become one prompt with k samples sharing its KV cache, and
   greedy repeats are decoded once and copied;
@@ -15,7 +18,7 @@ through :class:`suite.rollout.HFEngine`, the engine the trainer samples with:
 - stop sequences honoured as ``hf`` does: generation ends at EOS or a stop string, and the text is cut before
   the first stop string.
 
-Greedy outputs are token-identical to ``hf``'s on the same prompts in the same precision
+Greedy outputs are token-identical to ``hf``'s on the same prompts in the same precision (``bf16: false``)
 (tests/test_lm_backend.py); decoding settings the engine does not implement (beam search, repetition
 penalty, ...) fall back to ``hf``'s own ``generate_until`` for those requests, with a warning.
 """
@@ -26,6 +29,7 @@ import dataclasses
 import json
 import logging
 
+import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
@@ -44,10 +48,17 @@ SUPPORTED_KWARGS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p"
 class RolloutLM(HFLM):
     """lm-eval's ``hf`` model whose ``generate_until`` runs on :class:`suite.rollout.HFEngine`."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, bf16: bool | str = False, generation_rows: int | None = None, **kwargs):
+        """``bf16``: generate from a bf16 copy of the weights (True), from the model as lm-eval loaded it (False,
+        its dtype), or ``"auto"``: bf16 where the device computes it natively (suite/precision.py). Log-likelihood
+        requests always use the loaded model. ``generation_rows``: rows per generation batch (default
+        ``batch_size``); decoding reads every weight once per token, so more rows per batch cost little more."""
         super().__init__(*args, **kwargs)
-        # the engine samples from the model as lm-eval loaded it (its dtype, its device): no copy
-        self.engine = HFEngine(self.model, self.tokenizer, batch_size=int(self.batch_size), bf16=False)
+        from .precision import resolve_bf16
+
+        self.generation_bf16 = resolve_bf16(bf16, self.model.device) and self.model.dtype != torch.bfloat16
+        rows = int(generation_rows or self.batch_size)
+        self.engine = HFEngine(self.model, self.tokenizer, batch_size=rows, bf16=self.generation_bf16)
 
     def _sampling_defaults(self) -> dict:
         """The top-k / top-p that ``generate(do_sample=True)`` would add from the model's generation config and

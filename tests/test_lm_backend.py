@@ -159,9 +159,27 @@ def test_evaluate_runs_a_task_through_the_rlrepro_backend_with_hfs_outputs(tmp_p
     data = tmp_path / "data"
     prepare("arithmetic_smoke", "train", str(data))
     kwargs = dict(data_dir=str(data), limit=6, seed=0, batch_size=4)
-    ours = evaluate("tiny-llama-warm", "arithmetic_smoke", tmp_path / "ours.json", **kwargs)
+    ours = evaluate("tiny-llama-warm", "arithmetic_smoke", tmp_path / "ours.json", bf16=False, **kwargs)
     hf = evaluate("tiny-llama-warm", "arithmetic_smoke", tmp_path / "hf.json", backend="hf", **kwargs)
     assert ours["backend"] == "rlrepro" and hf["backend"] == "hf"
+    assert ours["generation_precision"] == "fp32"
     read = lambda p: [json.loads(line)["responses"] for line in open(p)]  # noqa: E731
     assert read(tmp_path / "ours.json.samples.jsonl") == read(tmp_path / "hf.json.samples.jsonl")
     assert ours["metrics"] == hf["metrics"]
+
+
+def test_generation_precision_and_rows_are_the_backends_settings():
+    """bf16=True generates from a bf16 copy in batches of generation_rows, leaving the loaded model (which answers
+    log-likelihood requests) in fp32; "auto" follows the CPU; False samples from the loaded model itself."""
+    from suite.precision import native_bf16
+
+    location = resolve_model("tiny-llama")
+    lm = RolloutLM(pretrained=location, dtype="float32", device="cpu", batch_size=2, bf16=True, generation_rows=7)
+    assert lm.engine.model.dtype == torch.bfloat16 and lm.model.dtype == torch.float32
+    assert lm.engine.batch_size == 7 and lm.engine.model is not lm.model
+    auto = RolloutLM(pretrained=location, dtype="float32", device="cpu", batch_size=2, bf16="auto")
+    assert auto.generation_bf16 == native_bf16("cpu") and auto.engine.batch_size == 2
+    plain = RolloutLM(pretrained=location, dtype="float32", device="cpu", batch_size=2)
+    assert plain.engine.model is plain.model
+    out = lm.generate_until(requests(lm, {"until": ["\n"], "max_gen_toks": 4, "do_sample": False}))
+    assert len(out) == len(QUESTIONS) and all(isinstance(t, str) for t in out)
