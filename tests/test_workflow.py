@@ -212,6 +212,43 @@ def test_regression_diff_is_readable(tmp_path, capsys):
     assert "FAILED: 1 of 2" in printed and "hotpotqa" in printed and "DRIFT" in printed and "gsm8k" not in printed
 
 
+def test_a_baseline_of_another_machine_kind_is_checked_for_structure_not_values(tmp_path, capsys):
+    """--update records the machine; on the same machine a drift fails; on another kind (another CPU model) values
+    are not compared, but a missing score or a proportion outside [0, 1] still fails."""
+    import json
+
+    from suite.regress import MACHINE_FILE, this_machine
+
+    rows = {"experiment": ["base", "base"], "task": ["gsm8k", "hotpotqa"], "metric": ["acc", "f1"]}
+    tol = tmp_path / "tol.yaml"
+    tol.write_text("metrics: {acc: {abs: 0.02}, f1: {abs: 0.02}}\n")
+
+    def tables(fresh_values, baseline_values):
+        for name, values in (("fresh", fresh_values), ("baseline", baseline_values)):
+            (tmp_path / name / "foundation").mkdir(parents=True, exist_ok=True)
+            frame = pd.DataFrame({k: v[:len(values)] for k, v in rows.items()} | {"value": values})
+            frame.to_csv(tmp_path / name / "foundation" / "table.csv", index=False)
+
+    def check():
+        return regress(str(tmp_path / "fresh"), str(tmp_path / "baseline"), str(tol))
+
+    tables([0.30, 0.10], [0.30, 0.10])
+    assert regress(str(tmp_path / "fresh"), str(tmp_path / "baseline"), str(tol), update=True) == 0
+    assert json.loads((tmp_path / "baseline" / MACHINE_FILE).read_text()) == this_machine()
+    tables([0.30, 0.60], [0.30, 0.10])
+    assert check() == 1  # same machine: the f1 drift fails
+    other = {**this_machine(), "cpu": "Another CPU"}
+    (tmp_path / "baseline" / MACHINE_FILE).write_text(json.dumps(other))
+    capsys.readouterr()
+    assert check() == 0  # another kind: the drift is reported, not failed
+    assert "another kind of machine" in capsys.readouterr().out
+    tables([0.30, 1.60], [0.30, 0.10])
+    assert check() == 1  # an f1 of 1.6 is not a proportion
+    tables([0.30], [0.30, 0.10])
+    assert check() == 1  # hotpotqa's score went missing
+    assert "MISSING" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_new_task_yaml_with_inline_dataset_runs_through_the_workflow(tmp_path, model_cache):
     """Adding a benchmark is one YAML file (issue 19, item 10): a task YAML that declares its dataset inline,
