@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from suite.claims import problem_scores
-from suite.stats import mde
+from suite.stats import mde, mean_se, problem_differences
 
 REPO = Path(__file__).resolve().parents[1]
 EVALS = REPO / "results" / "mini" / "evals"
@@ -46,12 +46,10 @@ def row(paper, claim, treatment, control, task, metric, n_design, expected, sour
     c = problem_scores(EVALS / control / f"{task}.json", metric)
     if not t or not c:
         return [paper, claim, f"{treatment} vs {control}", task, "no per-problem scores", "", "", "", source]
-    ids = sorted(set(t) & set(c), key=str)
-    d = [t[i] - c[i] for i in ids]
+    _, d = problem_differences([(t, c)])  # the join on the problem id the verdicts use: one column, one seed
     n = len(d)
-    mean = sum(d) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1)) if n > 1 else 0.0
-    se = sd / math.sqrt(n)
+    mean, se = mean_se(d[:, 0])
+    se = se or 0.0
     scale = 100.0 if metric != "mean_return" else 1.0
     designed = [mde(se * math.sqrt(n / n_design) / math.sqrt(k)) for k in (1, 3)]
     fmt = lambda x: f"{scale * x:.1f}"  # noqa: E731
