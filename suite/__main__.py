@@ -159,6 +159,13 @@ def _optional_int(text: str) -> int | None:
     return int(text) if text.strip() else None
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 1")
+    return value
+
+
 def _written_path(err: BaseException) -> str | None:
     """The file an error was writing: the OSError's filename, else a path-like local of the innermost frame
     that has one (torch.save's ``f``, safetensors' ``filename``, our ``path``)."""
@@ -263,14 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_optional_int, default=None, help="first N problems ('' = all)")
     p.add_argument("--overrides", default=None, help="JSON merged into the task config")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--backend", choices=["rlrepro", "hf", "vllm"], default=None,
                    help="rlrepro: lm-eval's hf model generating through our rollout engine (the default without "
                         "vLLM and a GPU); hf: lm-eval's own; vllm: GPU")
     p.add_argument("--bf16", choices=["auto", "true", "false"], default="false",
                    help="rlrepro backend: generate in bf16 (auto: where the CPU/GPU computes it natively); "
                         "default false: fp32 on the CPU, scores independent of the CPU type")
-    p.add_argument("--generation-rows", type=int, default=None,
+    p.add_argument("--generation-rows", type=_positive_int, default=None,
                    help="rlrepro backend: rows per generation batch (default --batch-size)")
     p.add_argument("--config-hash", default=None)
     p.set_defaults(func=_evaluate)

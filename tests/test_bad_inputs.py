@@ -533,3 +533,14 @@ def test_two_task_files_declaring_one_dataset_differently_stop_the_profile(tmp_p
     monkeypatch.setenv("RLREPRO_TASKS_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"(?s)dupe.*a\.yaml.*b\.yaml"):
         _check_declarations("profile p")
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--generation-rows"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_evaluate_refuses_a_batch_of_no_rows(flag, value, capsys):
+    """Rows per batch below 1 stop `python -m suite evaluate` at the command line, naming the flag."""
+    from suite.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", "tiny-llama", "--task", "gsm8k", "--out", "x.json", flag, value])
+    assert f"argument {flag}: {value} must be an integer >= 1" in capsys.readouterr().err
