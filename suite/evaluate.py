@@ -122,9 +122,9 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
     """Run one task on one checkpoint and write ``out`` (JSON) and ``out``.samples.jsonl.
 
     ``bf16`` and ``generation_rows`` set the ``rlrepro`` backend's generation (fp32 on the CPU by default, bf16
-    where native with ``"auto"``; rows per generation batch, default ``batch_size``); ``hf`` and ``vllm`` ignore
-    them (``hf``: fp32 on the CPU, as lm-eval runs it). Measured (results/bench/eval.md): bf16 changed 46 of 50
-    greedy GSM8K answers, and 64 rows were slower than 16 in fp32, hence these defaults."""
+    where native with ``"auto"``; rows per generation batch, default the larger of ``batch_size`` and
+    suite/lm_backend.py's ``GENERATION_ROWS``); ``hf`` and ``vllm`` ignore them (``hf``: fp32 on the CPU, as
+    lm-eval runs it). Measured (results/bench/eval.md): bf16 changed 46 of 50 greedy GSM8K answers, hence fp32."""
     import lm_eval
 
     backend = backend or default_backend()
@@ -157,9 +157,9 @@ def evaluate(model: str, task: str, out: str | Path, *, data_dir: str = "data", 
         model_args = {"pretrained": location, "dtype": "bfloat16" if gpu else "float32",
                       "device": "cuda" if gpu else "cpu", "batch_size": batch_size}
         if backend == "rlrepro":
-            import suite.lm_backend  # noqa: F401 (registers the model with lm-eval)
+            from suite.lm_backend import GENERATION_ROWS  # importing it registers the model with lm-eval
 
-            model_args.update(bf16=bf16, generation_rows=generation_rows or batch_size)
+            model_args.update(bf16=bf16, generation_rows=generation_rows or max(batch_size, GENERATION_ROWS))
     output = lm_eval.simple_evaluate(
         model=backend, model_args=model_args, tasks=[task_cfg], task_manager=manager, limit=limit,
         apply_chat_template=True, log_samples=True, random_seed=seed, numpy_random_seed=seed,

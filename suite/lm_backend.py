@@ -4,10 +4,11 @@ Everything but ``generate_until`` is lm-eval's ``hf`` model (:class:`lm_eval.mod
 the chat template, tokenisation and truncation of contexts, and the log-likelihood requests. Generation goes
 through :class:`suite.rollout.HFEngine`, the engine the trainer samples with:
 
-- eager attention on the CPU (the trainer's choice: see suite/models.py);
-- optionally, generation in bf16 where the CPU computes it natively (``bf16="auto"``) and in batches of
-  ``generation_rows`` rows; ``suite.evaluate`` defaults to fp32 and ``batch_size`` rows (measured:
-  results/bench/eval.md);
+- a KV cache that does not copy itself at every token (suite/kv_cache.py), read in place by SDPA;
+- batches of ``generation_rows`` rows (``suite.evaluate``: 64 unless ``batch_size`` is larger): a decoding step
+  reads every weight once, whatever the rows, so rows are cheap until the cache's reads dominate;
+- optionally, generation in bf16 where the CPU computes it natively (``bf16="auto"``); ``suite.evaluate``
+  defaults to fp32, whose greedy answers equal lm-eval's ``hf`` (measured: results/bench/eval.md);
 - one prefill per distinct prompt: a task's ``repeats: k`` reaches a model as k identical requests, which
   lm-eval's ``hf`` model prefills k times; here they become one prompt with k samples sharing its KV cache, and
   greedy repeats are decoded once and copied;
@@ -40,6 +41,9 @@ from .rollout import HFEngine, SamplingParams
 log = logging.getLogger(__name__)
 
 NAME = "rlrepro"
+# rows per generation batch unless told otherwise: on 2 Xeon cores (fp32, GSM8K prompts, 256 tokens) a row
+# costs 1.37 s in batches of 16 and 0.81 s in batches of 64 (results/bench/eval.md)
+GENERATION_ROWS = 64
 # generation kwargs the engine implements; a request with any other falls back to lm-eval's hf generation
 SUPPORTED_KWARGS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k"}
 

@@ -112,17 +112,20 @@ def load_model(name: str, dtype: torch.dtype = torch.float32):
 # for short rows; plain ("eager") attention is faster there but keeps each layer's L x L probabilities for the
 # backward pass, so it loses on long training rows. Measured by tests/bench/test_kernels.py
 # (results/bench/kernels.md), forward + backward of 2048 tokens: eager 1.09x faster at 128-token rows, 1.04x
-# at 512, 0.61x at 1024 (runs differ by ~5 %); so eager up to 256 tokens. Generation (the trainer
-# benchmark's step) is 1.12x faster with eager.
+# at 512, 0.61x at 1024 (runs differ by ~5 %); so eager up to 256 tokens. Generation uses SDPA: it decodes
+# with suite/kv_cache.py's preallocated cache, whose strided keys and values SDPA reads in place and eager
+# attention copies (Intel Xeon, AVX-512 BF16 / AMX, 2 threads: the trainer benchmark's 16 rows x 64 tokens in
+# bf16 take 51 ms per token with SDPA and that cache, 58-60 ms with eager and either cache; 64 GSM8K rows x 256
+# tokens in fp32, 203 ms against eager's 795 ms with that cache; results/bench/eval.md).
 EAGER_MAX_TOKENS = 256
 
 
 def cpu_attention(device: torch.device, tokens: int | None) -> str | None:
-    """The attention implementation for a training pass over rows of ``tokens`` tokens (None: generation),
-    or None to keep the model's own (SDPA), as on a GPU."""
+    """The attention implementation for a training pass over rows of ``tokens`` tokens (None: generation, with
+    suite/kv_cache.py's cache), or None to keep the model's own (SDPA), as on a GPU."""
     if device.type != "cpu":
         return None
-    return "eager" if tokens is None or tokens <= EAGER_MAX_TOKENS else "sdpa"
+    return "eager" if tokens is not None and tokens <= EAGER_MAX_TOKENS else "sdpa"
 
 
 @contextlib.contextmanager

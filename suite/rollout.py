@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import torch
 
+from .kv_cache import preallocated_cache
 from .losses import episode_row_weights
 from .models import attention, cpu_attention
 
@@ -183,14 +185,19 @@ class HFEngine:
             with attention(self.model, cpu_attention(device, None)):
                 for chunk, copies in self._chunks(prompts, params.n):
                     ids, attn = (t.to(device) for t in left_pad(chunk, self.tokenizer.pad_token_id))
-                    cache = self._shared_prompt_cache(ids, attn, copies) if copies > 1 and ids.shape[1] > 1 else None
+                    # on the CPU a cache that does not copy itself at every token (suite/kv_cache.py)
+                    cache = preallocated_cache() if device.type == "cpu" else None
+                    if copies > 1 and ids.shape[1] > 1:
+                        cache = self._shared_prompt_cache(ids, attn, copies, cache)
                     ids, attn = ids.repeat_interleave(copies, 0), attn.repeat_interleave(copies, 0)
                     if params.stop:
                         stopping = {"stopping_criteria": [StopOnText(params.stop, self.tokenizer, ids.shape[1])]}
-                    gen = self.model.generate(
-                        input_ids=ids, attention_mask=attn, past_key_values=cache, do_sample=False, **sampling,
-                        **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                    )
+                    with warnings.catch_warnings():  # transformers >= 5.2x names it `cache`; 4.x only knows this
+                        warnings.filterwarnings("ignore", message=".*past_key_values.* is deprecated")
+                        gen = self.model.generate(
+                            input_ids=ids, attention_mask=attn, past_key_values=cache, do_sample=False, **sampling,
+                            **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                        )
                     for row in gen[:, ids.shape[1]:].tolist():
                         row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
                         out.append(cut_at_stop(row, params.stop, self.tokenizer))
@@ -207,12 +214,13 @@ class HFEngine:
         rows = [p for p in prompts for _ in range(n)]
         return [(rows[s:s + self.batch_size], 1) for s in range(0, len(rows), self.batch_size)]
 
-    def _shared_prompt_cache(self, ids: torch.Tensor, attn: torch.Tensor, copies: int):
-        """Keys and values of all but the last prompt token, computed once per distinct prompt and repeated for
-        its ``copies`` samples; ``generate`` then feeds only the last prompt token (it skips what is cached)."""
+    def _shared_prompt_cache(self, ids: torch.Tensor, attn: torch.Tensor, copies: int, cache=None):
+        """Keys and values of all but the last prompt token, computed once per distinct prompt (into ``cache``,
+        None: a new dynamic one) and repeated for its ``copies`` samples; ``generate`` then feeds only the last
+        prompt token (it skips what is cached)."""
         positions = (attn[:, :-1].cumsum(1) - 1).clamp(min=0)
         cache = self.model(input_ids=ids[:, :-1], attention_mask=attn[:, :-1], position_ids=positions,
-                           use_cache=True, logits_to_keep=1).past_key_values
+                           past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
         cache.batch_repeat_interleave(copies)
         return cache
 

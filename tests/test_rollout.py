@@ -102,9 +102,9 @@ def test_engine_with_a_tiny_top_p_decodes_greedily(tiny):
     assert sampled == greedy
 
 
-def test_cpu_attention_is_eager_for_generation_and_short_rows_and_untouched_on_gpu():
+def test_cpu_attention_is_sdpa_for_generation_eager_for_short_rows_and_untouched_on_gpu():
     cpu = torch.device("cpu")
-    assert cpu_attention(cpu, None) == "eager"
+    assert cpu_attention(cpu, None) == "sdpa"  # generation reads suite/kv_cache.py's strided views in place
     assert cpu_attention(cpu, EAGER_MAX_TOKENS) == "eager"
     assert cpu_attention(cpu, EAGER_MAX_TOKENS + 1) == "sdpa"
     assert cpu_attention(torch.device("cuda"), 10) is None

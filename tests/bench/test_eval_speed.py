@@ -4,9 +4,9 @@ Same model (SmolLM2-135M-Instruct), tasks, prompts, lm-eval batch size (16) and 
 `suite.evaluate.evaluate` call a user's `python -m suite evaluate` makes (model load included), after one untimed
 call that pays lm-eval's one-off start-up costs:
 
-- `rlrepro`: our backend as `python -m suite evaluate` runs it (fp32 on the CPU, batches of 16 rows);
-- `rlrepro-bf16`: with `--bf16 auto --generation-rows 64`: bf16 generation where the CPU has bf16 instructions,
-  64 rows per generation batch (decoding reads every weight once per token);
+- `rlrepro`: our backend as `python -m suite evaluate` runs it (fp32 on the CPU, 64 rows per generation batch);
+- `rlrepro-16`: the same with `--generation-rows 16`, hf's batch, to separate the engine from the batch;
+- `rlrepro-bf16`: with `--bf16 auto`: bf16 generation where the CPU has bf16 instructions;
 - `hf`: lm-eval's `hf` model (fp32 on the CPU, batches of 16).
 
 Tasks: GSM8K, first 50 problems, greedy, 256 new tokens (`rlrepro`'s responses must equal `hf`'s; the bf16
@@ -53,8 +53,8 @@ def data_dir(tmp_path_factory):
     return root
 
 
-ARMS = {"rlrepro": dict(backend="rlrepro"), "rlrepro-bf16": dict(backend="rlrepro", bf16="auto", generation_rows=64),
-        "hf": dict(backend="hf")}
+ARMS = {"rlrepro": dict(backend="rlrepro"), "rlrepro-16": dict(backend="rlrepro", generation_rows=16),
+        "rlrepro-bf16": dict(backend="rlrepro", bf16="auto"), "hf": dict(backend="hf")}
 
 
 @pytest.fixture(scope="module")
