@@ -56,7 +56,7 @@ def evaluation(runs: dict, samples_dir: Path) -> None:
         if not hf:
             continue
         hf_responses = _responses(samples_dir / f"{task}-hf.json.samples.jsonl")
-        for arm in ("rlrepro", "rlrepro-fp32", "rlrepro-bf16", "hf"):
+        for arm in ("rlrepro", "rlrepro-16", "rlrepro-fp32", "rlrepro-bf16", "hf"):
             run = runs.get(f"test_evaluate[{task}-{arm}]")
             if not run:
                 continue

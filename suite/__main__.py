@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rlrepro backend: generate in bf16 (auto: where the CPU/GPU computes it natively); "
                         "default false: fp32 on the CPU, scores independent of the CPU type")
     p.add_argument("--generation-rows", type=_positive_int, default=None,
-                   help="rlrepro backend: rows per generation batch (default: the larger of --batch-size and 64)")
+                   help="rlrepro backend: rows per generation batch (default: the larger of --batch-size and 128)")
     p.add_argument("--config-hash", default=None)
     p.set_defaults(func=_evaluate)
 

@@ -5,8 +5,9 @@ the chat template, tokenisation and truncation of contexts, and the log-likeliho
 through :class:`suite.rollout.HFEngine`, the engine the trainer samples with:
 
 - a KV cache that does not copy itself at every token (suite/kv_cache.py), read in place by SDPA;
-- batches of ``generation_rows`` rows (``suite.evaluate``: 64 unless ``batch_size`` is larger): a decoding step
-  reads every weight once, whatever the rows, so rows are cheap until the cache's reads dominate;
+- batches of ``generation_rows`` rows (``suite.evaluate``: 128 unless ``batch_size`` is larger): a decoding step
+  reads every weight once, whatever the rows, so rows are cheap until the cache's reads dominate; a row that has
+  ended leaves the batch (suite/rollout.py ``HFEngine._decode``);
 - optionally, generation in bf16 where the CPU computes it natively (``bf16="auto"``); ``suite.evaluate``
   defaults to fp32, whose greedy answers equal lm-eval's ``hf`` (measured: results/bench/eval.md);
 - one prefill per distinct prompt: a task's ``repeats: k`` reaches a model as k identical requests, which
@@ -41,9 +42,10 @@ from .rollout import HFEngine, SamplingParams
 log = logging.getLogger(__name__)
 
 NAME = "rlrepro"
-# rows per generation batch unless told otherwise: on 2 Xeon cores (fp32, GSM8K prompts, 256 tokens) a row
-# costs 1.37 s in batches of 16 and 0.81 s in batches of 64 (results/bench/eval.md)
-GENERATION_ROWS = 64
+# rows per generation batch unless told otherwise: a decoding step reads every weight once, whatever its rows, so
+# a row costs less in a larger batch (results/bench/decode.md); 128 rows of 256 new tokens hold 2-3 GB of fp32
+# KV cache for SmolLM2-135M
+GENERATION_ROWS = 128
 # generation kwargs the engine implements; a request with any other falls back to lm-eval's hf generation
 SUPPORTED_KWARGS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k"}
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -77,29 +76,22 @@ def cut_at_stop(ids: list[int], stop: Sequence[str], tokenizer) -> list[int]:
 
 
 class StopOnText:
-    """A stopping criterion: a row is done once its *generated* text contains one of ``stop``.
+    """Whether a row's *generated* ids contain one of ``stop`` in their text (the engine's stop check per token).
 
-    transformers' own ``stop_strings`` also matches a stop string that begins in the prompt (a prompt ending in
-    "\n" and a first generated "\n" make "\n\n"), ending a completion that lm-eval's ``hf`` model, which looks
-    at generated tokens only, would continue. Each call decodes a short tail of each unfinished row, enough tokens
-    to hold the longest stop string.
+    Only generated tokens count, as in lm-eval's ``hf`` model: transformers' own ``stop_strings`` also matches a
+    stop string that begins in the prompt (a prompt ending in "\n" and a first generated "\n" make "\n\n"),
+    ending a completion that ``hf`` would continue. Each call decodes a short tail of the row, enough tokens to
+    hold the longest stop string.
     """
 
-    def __init__(self, stop: Sequence[str], tokenizer, prompt_width: int):
-        self.stop, self.tokenizer, self.start = tuple(stop), tokenizer, prompt_width
+    def __init__(self, stop: Sequence[str], tokenizer):
+        self.stop, self.tokenizer = tuple(stop), tokenizer
         longest = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in self.stop)
-        self.tail = longest + 2  # tokens decoded per check: a stop string can span a few more tokens than its own
-        self.done: torch.Tensor | None = None
+        self.tail = longest + 2  # a stop string can span a few more tokens than its own
 
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        if self.done is None:
-            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        generated = input_ids[:, self.start:]
-        tails = generated[:, -self.tail:].tolist()
-        for row in (~self.done).nonzero().flatten().tolist():
-            text = self.tokenizer.decode(tails[row])
-            self.done[row] = any(s in text for s in self.stop)
-        return self.done.clone()
+    def __call__(self, generated: list[int]) -> bool:
+        text = self.tokenizer.decode(generated[-self.tail:])
+        return any(s in text for s in self.stop)
 
 
 def trim_at_eos(ids: list[int], eos_ids: set[int], pad_id: int | None) -> list[int]:
@@ -178,9 +170,8 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         out: list[list[int]] = []
-        # do_sample=False: argmax over scores that a sampling processor has already reduced to one draw
-        sampling = {} if params.greedy else {"logits_processor": sampling_processors(params)}
-        stopping = {}
+        # argmax over scores that a sampling processor has already reduced to one draw
+        processors = None if params.greedy else sampling_processors(params)
         try:
             with attention(self.model, cpu_attention(device, None)):
                 for chunk, copies in self._chunks(prompts, params.n):
@@ -190,20 +181,52 @@ class HFEngine:
                     if copies > 1 and ids.shape[1] > 1:
                         cache = self._shared_prompt_cache(ids, attn, copies, cache)
                     ids, attn = ids.repeat_interleave(copies, 0), attn.repeat_interleave(copies, 0)
-                    if params.stop:
-                        stopping = {"stopping_criteria": [StopOnText(params.stop, self.tokenizer, ids.shape[1])]}
-                    with warnings.catch_warnings():  # transformers >= 5.2x names it `cache`; 4.x only knows this
-                        warnings.filterwarnings("ignore", message=".*past_key_values.* is deprecated")
-                        gen = self.model.generate(
-                            input_ids=ids, attention_mask=attn, past_key_values=cache, do_sample=False, **sampling,
-                            **stopping, max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                        )
-                    for row in gen[:, ids.shape[1]:].tolist():
-                        row = trim_at_eos(row, self.eos_ids, self.tokenizer.pad_token_id)
+                    for row in self._decode(ids, attn, cache, params, processors):
                         out.append(cut_at_stop(row, params.stop, self.tokenizer))
         finally:
             self.model.train(was_training)
         return out
+
+    def _decode(self, ids: torch.Tensor, attn: torch.Tensor, cache, params: SamplingParams, processors):
+        """Decode up to ``params.max_new_tokens`` tokens per row of left-padded ``ids`` (their first
+        ``cache.get_seq_length()`` positions already in ``cache``): the loop of ``generate(do_sample=False,
+        logits_processor=processors)``, with the same positions (the attention mask's running count) and scores
+        (float32 logits of the last position), except that rows which have ended (EOS, kept, or a stop string) leave
+        the batch: once a quarter of the rows still decoded have ended, the batch and the cache keep only the
+        others, so a step costs the unfinished rows only. Returns each row's generated ids."""
+        stopped = StopOnText(params.stop, self.tokenizer) if params.stop else None
+        positions = (attn.cumsum(-1) - 1).masked_fill(attn == 0, 0)
+        cached = cache.get_seq_length() if cache is not None else 0
+        inputs, positions = ids[:, cached:], positions[:, cached:]
+        rows: list[list[int]] = [[] for _ in range(ids.shape[0])]
+        live = list(range(ids.shape[0]))  # the row of ``rows`` each batch row decodes
+        ended = [False] * len(live)  # per batch row
+        for _ in range(params.max_new_tokens):
+            output = self.model(input_ids=inputs, attention_mask=attn, position_ids=positions,
+                                past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache = output.past_key_values
+            scores = output.logits[:, -1].float()
+            if processors is not None:
+                scores = processors(inputs, scores)
+            tokens = scores.argmax(-1)
+            for b, token in enumerate(tokens.tolist()):
+                if ended[b]:
+                    continue
+                row = rows[live[b]]
+                row.append(token)
+                ended[b] = token in self.eos_ids or stopped is not None and stopped(row)
+            finished = sum(ended)
+            if finished == len(live):
+                break
+            attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
+            inputs, positions = tokens[:, None], positions[:, -1:] + 1
+            if finished >= max(1, len(live) // 4):
+                keep = [b for b, done in enumerate(ended) if not done]
+                index = torch.tensor(keep, device=attn.device)
+                cache.batch_select_indices(index)
+                attn, inputs, positions = attn[index], inputs[index], positions[index]
+                live, ended = [live[b] for b in keep], [False] * len(keep)
+        return rows
 
     def _chunks(self, prompts: Sequence[list[int]], n: int) -> list[tuple[list[list[int]], int]]:
         """(distinct prompts, copies of each) per ``generate`` call, at most ``batch_size`` rows each: whole

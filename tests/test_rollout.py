@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from transformers import DynamicCache
 
 from suite.models import EAGER_MAX_TOKENS, TINY, attention, cpu_attention, load_model
 from suite.rollout import HFEngine, InverseCDFSampler, SamplingParams, left_pad, sampling_processors
@@ -158,3 +159,28 @@ def test_generation_chunks_keep_groups_whole_and_split_rows_when_a_group_is_too_
     assert engine._chunks([a, b, c], 2) == [([a, b], 2), ([c], 2)]
     assert engine._chunks([a], 6) == [([a] * 4, 1), ([a] * 2, 1)]
     assert engine._chunks([a, b], 1) == [([a, b], 1)]
+
+
+def test_rows_that_end_leave_the_batch_and_the_others_decode_as_generate_does(tiny, monkeypatch):
+    """The engine drops ended rows from its batch and cache (suite/rollout.py HFEngine._decode); the rows left must
+    still get generate()'s greedy tokens, and an ended row keeps its tokens up to its EOS."""
+    model, tokenizer = tiny
+    prompts = [[5, 6, 7, 8], [9, 10], [11, 12, 13], [14], [15, 16], [17, 18, 19, 20, 21]]
+    ids, attn = left_pad(prompts, tokenizer.pad_token_id)
+    with torch.no_grad():
+        free = model.generate(input_ids=ids, attention_mask=attn, do_sample=False, max_new_tokens=16,
+                              min_new_tokens=16, pad_token_id=tokenizer.pad_token_id)[:, ids.shape[1]:]
+    # tiny-llama repeats a row's last token: ending on rows 0, 2 and 5's tokens ends those rows at their first
+    # token, and the other three must go on decoding, from a batch and cache without them
+    ends = {free[0, 0].item(), free[2, 0].item(), free[5, 0].item()}
+    assert sum(bool(set(row) & ends) for row in free.tolist()) == 3
+    engine = HFEngine(model, tokenizer, batch_size=8, bf16=False)
+    engine.eos_ids = ends
+    kept = []
+    real_select = DynamicCache.batch_select_indices
+    monkeypatch.setattr(DynamicCache, "batch_select_indices",
+                        lambda cache, index: (kept.append(index.tolist()), real_select(cache, index)))
+    ours = engine.generate(prompts, SamplingParams(max_new_tokens=16, greedy=True))
+    assert kept == [[1, 3, 4]]  # the ended rows left the batch once, after the first token
+    for r, row in enumerate(free.tolist()):
+        assert ours[r] == (row[:1] if r in (0, 2, 5) else row), r

@@ -4,7 +4,7 @@ Same model (SmolLM2-135M-Instruct), tasks, prompts, lm-eval batch size (16) and 
 `suite.evaluate.evaluate` call a user's `python -m suite evaluate` makes (model load included), after one untimed
 call that pays lm-eval's one-off start-up costs:
 
-- `rlrepro`: our backend as `python -m suite evaluate` runs it (fp32 on the CPU, 64 rows per generation batch);
+- `rlrepro`: our backend as `python -m suite evaluate` runs it (fp32 on the CPU, 128 rows per generation batch);
 - `rlrepro-16`: the same with `--generation-rows 16`, hf's batch, to separate the engine from the batch;
 - `rlrepro-bf16`: with `--bf16 auto`: bf16 generation where the CPU has bf16 instructions;
 - `hf`: lm-eval's `hf` model (fp32 on the CPU, batches of 16).
