@@ -86,7 +86,7 @@ def main() -> None:
     arm("fp32, eager, preallocated cache", p16, 16, "eager", "preallocated")
     arm("fp32, SDPA, preallocated cache (the engine now)", p16, 16, "sdpa", "preallocated")
     arm("fp32, SDPA, dynamic cache, 64 rows", p64, 64, "sdpa")
-    arm("fp32, SDPA, preallocated cache, 64 rows (evaluation's default)", p64, 64, "sdpa", "preallocated")
+    arm("fp32, SDPA, preallocated cache, 64 rows", p64, 64, "sdpa", "preallocated")
     model.to(torch.bfloat16)
     arm("bf16, eager, dynamic cache", p16, 16, "eager")
     arm("bf16, SDPA, preallocated cache", p16, 16, "sdpa", "preallocated")

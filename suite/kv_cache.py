@@ -8,9 +8,10 @@ buffer with room for ``headroom`` more positions and hands attention a view of i
 only its own keys and values. The view is strided (the buffer's spare positions lie between rows): SDPA reads it in
 place, eager attention copies it (use SDPA with this cache).
 
-Everything else is the dynamic layer's, and a method that replaces the keys and values with new tensors (``crop``,
-``batch_repeat_interleave``, ``batch_select_indices``, offloading) stays correct: the next ``update`` sees that they
-are no longer a view of its buffer and moves them into a new one.
+Rows that leave a batch (``batch_select_indices`` with increasing indices, as the rollout engine drops ended rows)
+are compacted inside the buffer. Everything else is the dynamic layer's, and a method that replaces the keys and
+values with new tensors (``crop``, ``batch_repeat_interleave``, offloading) stays correct: the next ``update`` sees
+that they are no longer a view of its buffer and moves them into a new one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ class PreallocatedLayer(DynamicLayer):
         values[:, :, filled:filled + new].copy_(value_states)
         self.keys, self.values = keys[:, :, :filled + new], values[:, :, :filled + new]
         return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the rows ``indices`` (increasing, as when ended rows leave a batch) by moving each kept row
+        down to its new place inside the buffer: one copy of the moved rows' filled positions, no new buffer.
+        Other orders, or keys that are not a view of the buffer, take the dynamic layer's way (a new tensor)."""
+        rows = indices.tolist()
+        buffers = getattr(self, "_buffers", None)
+        filled = self.get_seq_length()
+        if (buffers is None or filled == 0 or not self._is_view_of(buffers, filled, self.keys)
+                or any(b <= a for a, b in zip(rows, rows[1:]))):
+            return super().batch_select_indices(indices)
+        for new, old in enumerate(rows):  # new <= old: a row's source is never overwritten before it is read
+            if new != old:
+                for buffer in buffers:
+                    buffer[new, :, :filled].copy_(buffer[old, :, :filled])
+        self._buffers = buffers = tuple(buffer[:len(rows)] for buffer in buffers)
+        self.keys, self.values = (buffer[:, :, :filled] for buffer in buffers)
 
     def _is_view_of(self, buffers, filled: int, key_states: torch.Tensor) -> bool:
         """Whether the current keys are the first ``filled`` positions of ``buffers`` (else they were replaced)."""

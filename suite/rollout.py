@@ -119,13 +119,28 @@ class InverseCDFSampler:
     """
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        cdf = torch.softmax(scores.float(), dim=-1).cumsum_(-1)
-        total = cdf[:, -1:].contiguous()
-        u = torch.rand(cdf.shape[0], 1, device=cdf.device) * total
-        # the first token whose cumulative mass exceeds u (a token of probability 0 never does), capped at the
-        # last token with any mass, the first to reach the total (for u rounded up to the total)
-        tokens = torch.minimum(torch.searchsorted(cdf, u, right=True), torch.searchsorted(cdf, total))
+        tokens = inverse_cdf_draw(scores)
         return torch.full_like(scores, float("-inf")).scatter_(-1, tokens, 0.0)
+
+
+def inverse_cdf_draw(scores: torch.Tensor) -> torch.Tensor:
+    """One column index per row, drawn from ``softmax(scores)`` by inverse CDF (shape ``[rows, 1]``)."""
+    cdf = torch.softmax(scores.float(), dim=-1).cumsum_(-1)
+    total = cdf[:, -1:].contiguous()
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device) * total
+    # the first token whose cumulative mass exceeds u (a token of probability 0 never does), capped at the
+    # last token with any mass, the first to reach the total (for u rounded up to the total)
+    return torch.minimum(torch.searchsorted(cdf, u, right=True), torch.searchsorted(cdf, total))
+
+
+def draw_from_top_k(scores: torch.Tensor, k: int, temperature: float) -> torch.Tensor:
+    """One token per row from ``softmax(scores / temperature)`` restricted to the row's ``k`` largest scores: what
+    the temperature and top-k warpers followed by :class:`InverseCDFSampler` draw (``generate(do_sample=True)``'s
+    distribution with its default top-k of 50), but over k tokens instead of the vocabulary: 3.5 ms against 30 ms
+    a step for 80 rows x 49k tokens on 2 Xeon cores. The one difference: a score tied with the k-th largest is
+    kept by the warper and may be left out here."""
+    values, tokens = scores.float().topk(min(k, scores.shape[-1]), dim=-1)
+    return tokens.gather(-1, inverse_cdf_draw(values / temperature)).squeeze(-1)
 
 
 def sampling_processors(params: SamplingParams):
@@ -195,6 +210,8 @@ class HFEngine:
         the batch: once a quarter of the rows still decoded have ended, the batch and the cache keep only the
         others, so a step costs the unfinished rows only. Returns each row's generated ids."""
         stopped = StopOnText(params.stop, self.tokenizer) if params.stop else None
+        # sampling among the top k alone (lm-eval's sampled tasks: transformers' default top-k, no top-p)
+        top_k_only = processors is not None and params.top_k > 0 and params.top_p >= 1.0
         positions = (attn.cumsum(-1) - 1).masked_fill(attn == 0, 0)
         cached = cache.get_seq_length() if cache is not None else 0
         inputs, positions = ids[:, cached:], positions[:, cached:]
@@ -206,9 +223,10 @@ class HFEngine:
                                 past_key_values=cache, use_cache=True, logits_to_keep=1)
             cache = output.past_key_values
             scores = output.logits[:, -1].float()
-            if processors is not None:
-                scores = processors(inputs, scores)
-            tokens = scores.argmax(-1)
+            if top_k_only:
+                tokens = draw_from_top_k(scores, params.top_k, params.temperature)
+            else:
+                tokens = (scores if processors is None else processors(inputs, scores)).argmax(-1)
             for b, token in enumerate(tokens.tolist()):
                 if ended[b]:
                     continue

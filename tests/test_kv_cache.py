@@ -64,3 +64,19 @@ def test_greedy_decoding_is_token_identical_to_the_dynamic_cache(tiny, monkeypat
         logits_ours = model(ids, attention_mask=attn, past_key_values=preallocated_cache()).logits
     assert torch.equal(dynamic, ours)
     assert torch.allclose(logits_dynamic, logits_ours, atol=1e-6)
+
+
+def test_rows_leaving_the_batch_are_compacted_inside_the_buffer():
+    layer = PreallocatedLayer()
+    k = torch.arange(4 * 1 * 2 * 1, dtype=torch.float32).reshape(4, 1, 2, 1)  # rows 0..3
+    layer.update(k, -k)
+    buffer = layer._buffers[0]
+    layer.batch_select_indices(torch.tensor([1, 3]))
+    assert layer.keys.data_ptr() == buffer.data_ptr()  # same buffer, rows moved down
+    assert torch.equal(layer.keys, k[[1, 3]]) and torch.equal(layer.values, -k[[1, 3]])
+    new = torch.full((2, 1, 1, 1), 9.0)
+    keys, values = layer.update(new, new)  # decoding goes on in the same buffer
+    assert keys.data_ptr() == buffer.data_ptr() and torch.equal(keys[:, :, :2], k[[1, 3]])
+    assert torch.equal(keys[:, :, 2:], new) and torch.equal(values[:, :, :2], -k[[1, 3]])
+    layer.batch_select_indices(torch.tensor([1, 0]))  # another order: a new tensor, still right
+    assert torch.equal(layer.keys[:, :, :2], k[[3, 1]])

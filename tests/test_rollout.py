@@ -184,3 +184,17 @@ def test_rows_that_end_leave_the_batch_and_the_others_decode_as_generate_does(ti
     assert kept == [[1, 3, 4]]  # the ended rows left the batch once, after the first token
     for r, row in enumerate(free.tolist()):
         assert ours[r] == (row[:1] if r in (0, 2, 5) else row), r
+
+
+def test_draw_from_top_k_draws_the_top_k_softmax_at_the_temperature():
+    from suite.rollout import draw_from_top_k
+
+    # logits log 1..4 and two impossible tokens; top 2 at T = 0.5: weights 3^2 : 4^2 -> 9/25, 16/25
+    scores = torch.tensor([0.0, math.log(2), math.log(3), math.log(4), -math.inf, -math.inf])
+    rows = 40_000
+    torch.manual_seed(3)
+    drawn = draw_from_top_k(scores.expand(rows, 6).clone(), k=2, temperature=0.5)
+    counts = torch.bincount(drawn, minlength=6).float() / rows
+    expected = torch.tensor([0, 0, 9 / 25, 16 / 25, 0, 0])
+    se = (expected * (1 - expected) / rows).sqrt()
+    assert ((counts - expected).abs() <= 4 * se + 1e-9).all(), counts
