@@ -82,7 +82,7 @@ def main(argv=None) -> None:
     decode = mean["generation (all)"] - mean.get("generation: shared prompt prefill", 0.0)
     order = [("generation (all)", mean["generation (all)"]),
              ("  shared prompt prefill", mean.get("generation: shared prompt prefill", 0.0)),
-             ("  decoding loop (64 steps x 16 rows)", decode),
+             ("  decoding loop (up to 64 token steps, 16 rows)", decode),
              ("rewards", mean.get("rewards", 0.0)),
              ("update (all)", mean["update (all)"]),
              ("  forward + log-probs", mean.get("update: forward + log-probs", 0.0)),
