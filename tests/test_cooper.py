@@ -312,3 +312,19 @@ def test_report_negatives_table_sums_the_step_counts_and_shows_pretraining(tmp_p
     assert lines[-1] == "| Cooper | 10 | 3 | 5 | 1 | 1 | 25.0 → 75.0 (n = 4) | 1.5 min | 3 | 5 | 2 / 3 | 1 | 1 |"
     assert sum(line.startswith("| Rule") for line in lines) == 0  # no rm_pretrain.json: no reward model, no row
     assert lines[-3].count("|") == lines[-1].count("|")  # header and rows have the same columns
+
+
+def test_the_report_shows_each_backbone_s_paper_table():
+    import yaml
+
+    from suite.reports.cooper import paper_table
+
+    from pathlib import Path
+
+    meta = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "config" / "paper_numbers.yaml"))["cooper"]
+    lines = paper_table(meta)
+    captions = [line for line in lines if line.startswith("The paper's numbers")]
+    assert len(captions) == 2 and "Qwen2.5-1.5B" in captions[0] and "Llama-3.2-1B" in captions[1]
+    assert "| Model-based (static RM) | 36.32 | 59.35 | 20.70 | 0.22 | 7.39 | 24.80 |" in lines  # Llama's row
+    single = paper_table({"paper_table": meta["paper_tables"][0]})  # one table still reads as before
+    assert lines[:len(single)] == single and len(single) == 4 + 4

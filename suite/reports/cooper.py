@@ -31,14 +31,16 @@ def _fmt(x, pct: bool = True) -> str:
 
 
 def paper_table(meta: dict) -> list[str]:
-    table = meta.get("paper_table") or {}
-    if not table:
-        return []
-    columns = list(dict.fromkeys(c for row in table["rows"].values() for c in row))
-    lines = [f"The paper's numbers ({table['caption']}):", "",
-             "| reward | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for label, row in table["rows"].items():
-        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.2f}" if c in row else "—" for c in columns) + " |")
+    """The paper's tables, one per backbone: ``paper_tables`` (a list) or one ``paper_table``, each a caption and
+    rows of benchmark -> number."""
+    tables = meta.get("paper_tables") or ([meta["paper_table"]] if meta.get("paper_table") else [])
+    lines: list[str] = []
+    for table in tables:
+        columns = list(dict.fromkeys(c for row in table["rows"].values() for c in row))
+        lines += [*([""] if lines else []), f"The paper's numbers ({table['caption']}):", "",
+                  "| reward | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for label, row in table["rows"].items():
+            lines.append(f"| {label} | " + " | ".join(f"{row[c]:.2f}" if c in row else "—" for c in columns) + " |")
     return lines
 
 
