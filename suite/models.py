@@ -114,9 +114,9 @@ def load_model(name: str, dtype: torch.dtype = torch.float32):
 # (results/bench/kernels.md), forward + backward of 2048 tokens: eager 1.09x faster at 128-token rows, 1.04x
 # at 512, 0.61x at 1024 (runs differ by ~5 %); so eager up to 256 tokens. Generation uses SDPA: it decodes
 # with suite/kv_cache.py's preallocated cache, whose strided keys and values SDPA reads in place and eager
-# attention copies (Intel Xeon, AVX-512 BF16 / AMX, 2 threads: the trainer benchmark's 16 rows x 64 tokens in
-# bf16 take 51 ms per token with SDPA and that cache, 58-60 ms with eager and either cache; 64 GSM8K rows x 256
-# tokens in fp32, 203 ms against eager's 795 ms with that cache; results/bench/eval.md).
+# attention copies (Intel Xeon, AVX-512 BF16 / AMX, 2 threads, fp32: a decoding step of 64 rows at 300 cached
+# positions takes 186 ms with SDPA and that cache, 912 ms with eager, results/bench/decode_step.md; 16 rows,
+# 256 tokens: 5.27 ms per generated token with SDPA, 6.38 with eager, results/bench/decode.md).
 EAGER_MAX_TOKENS = 256
 
 
