@@ -94,6 +94,12 @@ class StopOnText:
         return any(s in text for s in self.stop)
 
 
+def mask_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of a padded batch from its 0/1 attention mask: each real token's index among its row's real
+    tokens (0 on left padding, the last real position on right padding), as ``generate`` numbers left-padded rows."""
+    return (mask.cumsum(1) - 1).clamp(min=0)
+
+
 def trim_at_eos(ids: list[int], eos_ids: set[int], pad_id: int | None) -> list[int]:
     """Cut a generated sequence after its first EOS (kept, so the model learns to stop)."""
     out = []
@@ -212,7 +218,7 @@ class HFEngine:
         stopped = StopOnText(params.stop, self.tokenizer) if params.stop else None
         # sampling among the top k alone (lm-eval's sampled tasks: transformers' default top-k, no top-p)
         top_k_only = processors is not None and params.top_k > 0 and params.top_p >= 1.0
-        positions = (attn.cumsum(-1) - 1).masked_fill(attn == 0, 0)
+        positions = mask_positions(attn)
         cached = cache.get_seq_length() if cache is not None else 0
         inputs, positions = ids[:, cached:], positions[:, cached:]
         rows: list[list[int]] = [[] for _ in range(ids.shape[0])]
@@ -257,9 +263,9 @@ class HFEngine:
 
     def _shared_prompt_cache(self, ids: torch.Tensor, attn: torch.Tensor, copies: int, cache=None):
         """Keys and values of all but the last prompt token, computed once per distinct prompt (into ``cache``,
-        None: a new dynamic one) and repeated for its ``copies`` samples; ``generate`` then feeds only the last
+        None: a new dynamic one) and repeated for its ``copies`` samples; ``_decode`` then feeds only the last
         prompt token (it skips what is cached)."""
-        positions = (attn[:, :-1].cumsum(1) - 1).clamp(min=0)
+        positions = mask_positions(attn[:, :-1])
         cache = self.model(input_ids=ids[:, :-1], attention_mask=attn[:, :-1], position_ids=positions,
                            past_key_values=cache, use_cache=True, logits_to_keep=1).past_key_values
         cache.batch_repeat_interleave(copies)
@@ -388,7 +394,7 @@ def collate(r: Rollouts, rows: Sequence[int], pad_id: int) -> Batch:
             old[j, :length] = torch.tensor(r.old_logp[i])
             has_old[j] = True
     attended = torch.cat([attn_p, attn_c], dim=1)
-    positions = (attended.cumsum(1) - 1).clamp(min=0)
+    positions = mask_positions(attended)
     batch = Batch(input_ids=torch.cat([prompt, comp], dim=1), attention_mask=attended, position_ids=positions,
                   completion_ids=comp, loss_mask=mask, advantages=adv, old_logp=old, has_old_logp=has_old,
                   off_policy=torch.tensor([bool(r.off_policy and r.off_policy[i]) for i in rows], dtype=torch.bool))

@@ -48,7 +48,8 @@ from .precision import precision_line, resolve_bf16
 from .prompts import render
 from .rewards import get_reward, get_verifier
 from . import distributed, tracking
-from .rollout import Batch, Rollouts, SamplingParams, autocast, broadcast, collate, engine_kind, make_engine
+from .rollout import (Batch, Rollouts, SamplingParams, autocast, broadcast, collate, engine_kind, make_engine,
+                      mask_positions)
 
 STATE_FILE = "trainer_state.pt"
 LOCK_FILE = ".lock"
@@ -352,7 +353,7 @@ class Trainer:
             else:
                 prompt_width = batch.distinct_prompts.shape[1]
                 prompt = model(input_ids=batch.distinct_prompts, attention_mask=batch.distinct_prompt_mask,
-                               position_ids=(batch.distinct_prompt_mask.cumsum(1) - 1).clamp(min=0),
+                               position_ids=mask_positions(batch.distinct_prompt_mask),
                                use_cache=True, logits_to_keep=1)
                 cache = prompt.past_key_values
                 cache.reorder_cache(batch.prompt_of_row)  # index_select per layer: one copy per row, differentiable
