@@ -11,9 +11,11 @@ A claim is a mapping::
       direction: greater               # greater (default) | less: the sign of treatment - control the paper claims
       paper_value: "+3.5 points"       # optional: the paper's number as printed (text)
       expected_effect: 0.05            # optional: |treatment - control| in metric units the design should detect
+      profiles: [claims]               # optional: the profiles that test it (default: every profile running both arms)
 
 A claim whose treatment or control is not an experiment of the paper in a profile is left out of that profile's
-report (the smoke profile runs fewer experiments than the paper profile). A claim naming a task that an arm does not
+report (the smoke profile runs fewer experiments than the paper profile), and so is one whose ``profiles`` does not
+name the profile (one paper's claim measured on another task at another scale is its own entry). A claim naming a task that an arm does not
 evaluate, an unknown key or a bad value fails (``python -m suite validate``, the Snakefile, the report), naming the
 paper, the claim's index and the key.
 
@@ -38,7 +40,7 @@ from .io import read_jsonl, samples_path
 
 PAPER_NUMBERS = REPO / "config" / "paper_numbers.yaml"
 CLAIM_KEYS = ("text", "source", "task", "metric", "treatment", "control", "direction", "paper_value",
-              "expected_effect")
+              "expected_effect", "profiles")
 REQUIRED = ("text", "task", "treatment", "control")
 DIRECTIONS = ("greater", "less")
 MIN_SEEDS = 3
@@ -83,6 +85,7 @@ class Claim:
     source: str | None = None
     paper_value: str | None = None
     expected_effect: float | None = None
+    profiles: tuple[str, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -128,12 +131,18 @@ def parse_claims(paper: str, meta: dict) -> list[Claim]:
                              "the metric's units, e.g. 0.05 for 5 points of accuracy)")
         if item["treatment"] == item["control"]:
             raise ClaimError(f"{at}: treatment and control are both {item['treatment']!r}: name two experiments")
+        profiles = item.get("profiles")
+        if profiles is not None and (not isinstance(profiles, list) or not profiles
+                                     or not all(isinstance(x, str) and x for x in profiles)):
+            raise ClaimError(f"{at}.profiles = {profiles!r} must be a non-empty list of profile names (the `profile` "
+                             "key of config/<name>.yaml), e.g. profiles: [mini]")
         value = item.get("paper_value")
         claims.append(Claim(paper=paper, index=i, text=" ".join(item["text"].split()), task=item["task"],
                             treatment=item["treatment"], control=item["control"], direction=direction,
                             metric=item.get("metric"), source=item.get("source"),
                             paper_value=None if value is None else str(value),
-                            expected_effect=None if effect is None else float(effect)))
+                            expected_effect=None if effect is None else float(effect),
+                            profiles=None if profiles is None else tuple(profiles)))
     return claims
 
 
@@ -155,6 +164,8 @@ def profile_claims(profile: Profile, paper: str, meta: dict | None = None) -> li
     for claim in parse_claims(paper, meta):
         if claim.treatment not in groups or claim.control not in groups:
             continue  # this profile does not run the comparison
+        if claim.profiles is not None and profile.name not in claim.profiles:
+            continue  # another profile's version of the claim
         for key in ("treatment", "control"):
             arm = groups[getattr(claim, key)]
             if claim.task not in arm[0].eval_tasks:
@@ -310,3 +321,32 @@ def verdict_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {claim} | {r['paper_value'] or '—'} | {ours} | {seeds} | {_p(r['p_seed'])} / "
                      f"{_p(r['p_bootstrap'])} | {r['verdict']} |")
     return lines + ["", VERDICT_RULES]
+
+
+def summary_table(profile: Profile, results: Path, meta=paper_meta) -> list[str]:
+    """Every paper's verdicts in one table (the README's results open with it): read back from the papers'
+    ``<results>/<paper>/verdicts.csv``, as their reports wrote them; a paper whose claims this profile tests but
+    whose report is not made yet gets a row saying so. Each row names the command that makes its verdict."""
+    import pandas as pd
+
+    lines = ["| paper | claim | paper's number | ours: treatment − control (mean ± SE over seeds) | seeds | "
+             "p (seed t / problem bootstrap) | verdict | made by |", "|---|---|---|---|---|---|---|---|"]
+    for paper in profile.papers():
+        tested = profile_claims(profile, paper, meta(paper))
+        if not tested:
+            continue
+        command = (f"`snakemake --cores 2 {results}/{paper}/table.md --configfile config/{profile.name}.yaml`")
+        path = Path(results) / paper / "verdicts.csv"
+        rows = pd.read_csv(path).astype(object).where(lambda d: d.notna(), None).to_dict("records") \
+            if path.is_file() else []
+        for row in rows:  # counts come back from the CSV as floats
+            row.update({k: int(row[k]) for k in ("claim", "n_treatment", "n_control", "n_pairs") if row[k] is not None})
+        done = {row["claim"]: row for row in rows}
+        for claim in tested:
+            row = done.get(claim.index)
+            if row is None:
+                lines.append(f"| {paper} | {claim.text} | {claim.paper_value or '—'} | not run yet | | | | {command} |")
+                continue
+            table_row = verdict_table([row])[2]  # the paper's own verdict row: claim | paper | ours | seeds | p | verdict
+            lines.append(f"| {paper} {table_row} {command} |")
+    return lines

@@ -122,6 +122,29 @@ def test_the_profiles_validate_with_their_claims():
     assert tested["exgrpo"] == [("exgrpo", "exgrpo_onpolicy")]
     assert tested["msgrpo"] == [("msgrpo_aaw_fl", "msgrpo_base")]
     assert claims.check_profile_claims(smoke) == 2
+    # the claims profile tests one claim of each of the five papers, each with 3 seeds in every trained arm
+    seeded = load_profile("config/claims.yaml")
+    found = {paper: claims.profile_claims(seeded, paper) for paper in seeded.papers()}
+    assert {paper: [(c.treatment, c.control) for c in cs] for paper, cs in found.items()} == {
+        "exgrpo": [("exgrpo", "exgrpo_onpolicy")], "cooper": [("cooper", "cooper_static")],
+        "igpo": [("igpo", "igpo_grpo_f1")], "retaining": [("rbd_rl_ifeval_like", "rbd_sft_ifeval_like")],
+        "msgrpo": [("msgrpo_aaw_fl", "msgrpo_base"), ("msgrpo_aaw_fl", "msgrpo_fl")]}
+    for cs in found.values():
+        for c in cs:
+            for arm in (c.treatment, c.control):
+                group = seeded.groups()[arm]
+                assert group[0].train is None or [e.seed for e in group] == [0, 1, 2]
+
+
+def test_a_claims_profiles_key_limits_it_to_those_profiles(tmp_path):
+    profile = parse_profile(toy_raw(tmp_path))  # profile "t"
+    meta = {"claims": [{**CLAIM, "profiles": ["other"]}, {**CLAIM, "text": "mine", "profiles": ["t", "other"]}]}
+    assert [c.text for c in claims.profile_claims(profile, "toy", meta)] == ["mine"]
+    # a claim for another profile may name a task this profile does not evaluate
+    meta = {"claims": [{**CLAIM, "task": "math500", "profiles": ["other"]}]}
+    assert claims.profile_claims(profile, "toy", meta) == []
+    with pytest.raises(claims.ClaimError, match=r"toy\.claims\[0\]\.profiles = 'mini' must be a non-empty list"):
+        claims.profile_claims(profile, "toy", {"claims": [{**CLAIM, "profiles": "mini"}]})
 
 
 # --- claims -----------------------------------------------------------------------------------------------------
@@ -267,6 +290,27 @@ def test_the_reproduced_row_in_numbers(tmp_path, monkeypatch):
     assert pd.isna(evals.loc["toy_base", "seed"]) and "group_label" not in csv
     assert (out / "curves.png").stat().st_size > 0 and (out / "evals.png").is_file()
     assert len(df[(df.task == "train") & (df.metric == "final_reward")]) == 6
+
+
+def test_the_summary_of_every_papers_verdicts(tmp_path, monkeypatch):
+    treat, ctrl, *_ = OUTCOMES["reproduced"]
+    profile, _, out = build(tmp_path, monkeypatch, treat, ctrl, CLAIM)
+    second = {**CLAIM, "text": "against the untrained model", "control": "toy_base"}
+    monkeypatch.setattr(report, "paper_numbers", lambda paper: {"title": "Toy paper", "claims": [CLAIM, second]})
+    report.build_report(profile, "toy", tmp_path / "res", tmp_path / "runs", out)
+    third = {**CLAIM, "text": "a third claim"}
+    lines = claims.summary_table(profile, tmp_path / "res", meta=lambda paper: {"claims": [CLAIM, second, third]})
+    command = f"`snakemake --cores 2 {tmp_path / 'res'}/toy/table.md --configfile config/t.yaml`"
+    assert lines[0].startswith("| paper | claim | paper's number | ours")
+    # the report's own row, read back from verdicts.csv (counts as integers), and the command that makes it
+    assert lines[2].startswith("| toy | the treatment beats the control (abstract; gsm8k acc")
+    assert lines[2].endswith("| +10 points | +47.5 ± 1.4 pts | 3 / 3 | < 0.001 / < 0.001 | reproduced | "
+                             f"{command} |")
+    assert "| 3 / untrained | < 0.001 / < 0.001 | reproduced |" in lines[3]
+    # a claim the report has not judged yet (its verdicts.csv predates it)
+    assert lines[4] == f"| toy | a third claim | +10 points | not run yet | | | | {command} |"
+    (out / "verdicts.csv").unlink()
+    assert "not run yet" in claims.summary_table(profile, tmp_path / "res", meta=lambda p: {"claims": [CLAIM]})[2]
 
 
 def test_too_few_seeds_and_an_untrained_control(tmp_path, monkeypatch):
