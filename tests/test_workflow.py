@@ -63,7 +63,7 @@ def workspace(tmp_path_factory, model_cache):
     return root
 
 
-@pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "mini", "claims", "paper"])
 def test_dry_run_of_every_profile(workspace, profile):
     """The plan covers every experiment: one training job per trained experiment, one evaluation
     per (trained experiment or untrained model, task), one report per paper."""
