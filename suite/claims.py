@@ -15,9 +15,9 @@ A claim is a mapping::
 
 A claim whose treatment or control is not an experiment of the paper in a profile is left out of that profile's
 report (the smoke profile runs fewer experiments than the paper profile), and so is one whose ``profiles`` does not
-name the profile (one paper's claim measured on another task at another scale is its own entry). A claim naming a task that an arm does not
-evaluate, an unknown key or a bad value fails (``python -m suite validate``, the Snakefile, the report), naming the
-paper, the claim's index and the key.
+name the profile (one paper's claim measured on another task at another scale is its own entry). A claim naming a
+task that an arm does not evaluate, an unknown key or a bad value fails (``python -m suite validate``, the Snakefile,
+the report), naming the paper, the claim's index and the key.
 
 Each claim gets a verdict from its arms' evaluations (:func:`evaluate_claim`): the seed-level paired t-test on the
 per-seed metric differences and the problem-level paired bootstrap on per-problem differences (suite/stats.py);
@@ -61,8 +61,8 @@ VERDICT_RULES = (
     "resamples of the problems): p < 0.05 with the difference in the claimed direction: *reproduced*; p < 0.05 the "
     "other way: *not reproduced (opposite)*; p ≥ 0.05 with a minimum detectable effect (80% power, two-sided "
     "α = 0.05: MDE = 2.8 × the bootstrap SE of the difference) at most the claim's `expected_effect`: *not "
-    "reproduced*; else *inconclusive at this power (MDE x)* (also when no problem's score differs between the "
-    "arms, where the SE is 0). The seed-level paired t-test (per-seed metric "
+    "reproduced (MDE x ≤ expected y)*; else *inconclusive at this power (MDE x)* (also when no problem's score "
+    "differs between the arms, where the SE is 0). The seed-level paired t-test (per-seed metric "
     "differences, needs 2 seeds) is shown beside it; it covers the training randomness the bootstrap holds fixed. "
     "Differences are treatment − control, in points for proportions."
 )
@@ -236,7 +236,7 @@ def verdict(n_treatment: int | None, n_control: int | None, p_bootstrap: float |
     if mde_value == 0:  # every problem scored alike in both arms: the bootstrap has no spread to size an effect by
         return "inconclusive at this power (no problem's score differs)"
     if expected_effect is not None and mde_value is not None and mde_value <= expected_effect:
-        return "not reproduced"
+        return f"not reproduced (MDE {show(mde_value)} ≤ {show(expected_effect)})"
     return "inconclusive at this power" + (f" (MDE {show(mde_value)})" if mde_value is not None else "")
 
 
@@ -345,8 +345,9 @@ def summary_table(profile: Profile, results: Path, meta=paper_meta) -> list[str]
         for claim in tested:
             row = done.get(claim.index)
             if row is None:
-                lines.append(f"| {paper} | {claim.text} | {claim.paper_value or '—'} | not run yet | | | | {command} |")
+                lines.append(f"| {paper} | {claim.text} | {claim.paper_value or '—'} | not run yet | | | | "
+                             f"{command} |")
                 continue
-            table_row = verdict_table([row])[2]  # the paper's own verdict row: claim | paper | ours | seeds | p | verdict
+            table_row = verdict_table([row])[2]  # the report's row: claim | paper | ours | seeds | p | verdict
             lines.append(f"| {paper} {table_row} {command} |")
     return lines

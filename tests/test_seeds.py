@@ -181,7 +181,7 @@ def test_the_verdict_rules():
     assert v(3, None, 0.001, 0.2, 0.01, 0.05) == "reproduced"  # an untrained control needs no seeds
     assert v(3, 3, 0.001, -0.2, 0.01, 0.05) == "not reproduced (opposite)"
     assert v(3, 3, 0.001, -0.2, 0.01, 0.05, direction="less") == "reproduced"
-    assert v(3, 3, 0.3, 0.01, 0.04, 0.05) == "not reproduced"
+    assert v(3, 3, 0.3, 0.01, 0.04, 0.05) == "not reproduced (MDE 0.04 ≤ 0.05)"
     assert v(3, 3, 0.3, 0.01, 0.06, 0.05, show=lambda x: f"{100 * x:.3g} pts") == \
         "inconclusive at this power (MDE 6 pts)"
     assert v(3, 3, 0.3, 0.01, 0.04, None).startswith("inconclusive at this power (MDE")
