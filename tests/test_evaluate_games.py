@@ -66,6 +66,26 @@ def test_model_agent_greedy(tmp_path):
     assert hf["backend"] == "hf" and read_jsonl(str(tmp_path / "h.json") + ".samples.jsonl") == rows
 
 
+def test_model_agent_response_prefill(tmp_path):
+    """The prefill ends every prompt (tokenised apart from the chat template, as the trainer does) and starts every
+    response the game reads."""
+    from suite.envs.evaluate_games import ModelAgent
+
+    overrides = {"generation_kwargs": {"max_gen_toks": 3}, "game_kwargs": {"max_steps": 2}, "prompt_style": "direct",
+                 "response_prefill": "<action>"}
+    result = evaluate_game("tiny-llama", "frozen_lake", tmp_path / "p.json", limit=2, overrides=overrides,
+                           batch_size=2)
+    assert result["sampling"]["response_prefill"] == "<action>"
+    rows = read_jsonl(str(tmp_path / "p.json") + ".samples.jsonl")
+    assert all(r.startswith("<action>") for row in rows for r in row["responses"])
+    agent = ModelAgent("tiny-llama", {"max_gen_toks": 3, "do_sample": False, "temperature": 1.0},
+                       response_prefill="<action>")
+    tok = agent.tokenizer
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert agent.prompt_ids("hi") == (tok(chat, add_special_tokens=False)["input_ids"]
+                                      + tok("<action>", add_special_tokens=False)["input_ids"])
+
+
 def test_heldout_and_training_seeds_are_disjoint(tmp_path):
     train = prepare("frozen_lake_seeds", "train", tmp_path)
     test = prepare("frozen_lake_seeds", "test", tmp_path)
@@ -88,6 +108,7 @@ def test_heldout_and_training_seeds_are_disjoint(tmp_path):
     ({"generation_kwargs": {"top_p": 0.9}}, r"unknown generation_kwargs \['top_p'\]"),
     ({"generation_kwargs": {"max_gen_toks": 0}}, r"generation_kwargs.max_gen_toks = 0"),
     ({"game_kwargs": {"num_enemies": 3}}, r"game_kwargs .* do not fit the game"),
+    ({"response_prefill": 1}, r"response_prefill = 1 must be a string"),
 ])
 def test_bad_settings_name_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):

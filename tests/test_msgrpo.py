@@ -83,6 +83,7 @@ def test_sample_units():
     ("fallback", "skip", r"train\.algo\.fallback = 'skip'"),
     ("prompt_style", "chatty", r"train\.algo\.prompt_style = 'chatty'"),
     ("game", "chess", r"train\.algo\.game = 'chess'"),
+    ("response_prefill", 3, r"train\.algo\.response_prefill = 3 must be a string"),
 ])
 def test_options_name_the_bad_value(option, value, message):
     with pytest.raises(ValueError, match=message):
@@ -220,6 +221,33 @@ def test_scripted_policy_through_collect(game_data, tmp_path):
     assert "Move 1 of 2" in r.prompts[1] and "Your previous actions, oldest first: RIGHT." in r.prompts[1]
     assert "S P G" in r.prompts[1]  # the agent moved right
     assert trainer.update(r)["grad_norm"] > 0
+
+
+def test_a_response_prefill_is_context_that_the_game_reads(game_data, tmp_path):
+    """response_prefill "<action>": every prompt ends with its tokens (after the chat template), the completion
+    (trained) is only what the model generated, and the game reads prefill + completion ("RIGHT</action>")."""
+    cfg = msgrpo_config(game_data, prompts_per_step=1, group_size=3,
+                        algo={"game_kwargs": {"desc": MAP, "max_steps": 2}, "update_samples": 0,
+                              "response_prefill": "<action>"})
+    trainer = Trainer(cfg, tmp_path / "prefill")
+    prefill = trainer.tokenizer("<action>", add_special_tokens=False)["input_ids"]
+    seen = []
+
+    def generate(prompt_ids, n, max_new_tokens=None):
+        seen.extend(prompt_ids)
+        return [[11, 7] for _ in prompt_ids]
+
+    # without the prefill "RIGHT</action>" still names RIGHT; "<action>UP" would too: the test must tell the two
+    # apart, so the completion is a bare closing tag after a word the extractor reads only inside the slot
+    trainer.generate, trainer.decode = generate, lambda completions: ["2</action>" for _ in completions]
+    r = trainer.method.collect(0)
+    assert seen and all(p[-len(prefill):] == prefill for p in seen)
+    chats = [trainer.chat_ids([{"role": "user", "content": q}]) for q in r.prompts]  # rows: episode-major
+    assert sorted(p[:-len(prefill)] for p in seen) == sorted(chats)  # generation: turn-major
+    assert r.completion_ids == [[11, 7]] * len(r.completion_ids)  # the prefill is not trained
+    # "<action>2</action>": the slot's alias 2 is RIGHT (FrozenLake's action ids), two moves reach G
+    assert r.texts[0] == "<action>2</action>" and r.metrics["invalid_action_rate"] == 0
+    assert r.metrics["success_rate"] == 1.0
 
 
 @pytest.mark.parametrize("unit,k,rows", [("episode", 2, 4), ("step", 5, 5)])

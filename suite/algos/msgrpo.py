@@ -71,6 +71,9 @@ class Options:
     update_samples: int = 0  # units drawn per update; 0 = every unit
     replacement: bool = False
     same_dynamics: bool = False  # True: the G episodes of a group share the game's randomness too
+    # text every response starts with (e.g. "<action>"), written after the chat template as context: not generated,
+    # not trained; the game reads it with the generated text (the game evaluator's override of the same name)
+    response_prefill: str = ""
 
     def __post_init__(self):
         def bad(name, why):
@@ -98,6 +101,8 @@ class Options:
             bad("temperature_ep", "must be > 0")
         if not isinstance(self.update_samples, int) or self.update_samples < 0:
             bad("update_samples", "must be an integer >= 0 (0 = all)")
+        if not isinstance(self.response_prefill, str):
+            bad("response_prefill", "must be a string (\"\" for none)")
 
 
 def check_game_kwargs(game: str, kwargs: dict) -> None:
@@ -188,11 +193,13 @@ class MSGRPO(Method):
                 seeds.append(seed)
                 dynamics.append(None if o.same_dynamics else (step * cfg.group_size + j) * 1_000_003 + cfg.seed)
 
+        prefill = t.tokenizer(o.response_prefill, add_special_tokens=False)["input_ids"] if o.response_prefill else []
+
         def act(_envs, prompts):
-            prompt_ids = [t.chat_ids([{"role": "user", "content": p}]) for p in prompts]
+            prompt_ids = [t.chat_ids([{"role": "user", "content": p}]) + prefill for p in prompts]
             completions = t.generate(prompt_ids, 1)
             texts = t.decode(completions)
-            return [(text, (p, c)) for text, p, c in zip(texts, prompt_ids, completions)]
+            return [(o.response_prefill + text, (p, c)) for text, p, c in zip(texts, prompt_ids, completions)]
 
         return play_episodes(envs, seeds, act, history=o.history, style=o.prompt_style, dynamics_seeds=dynamics)
 

@@ -33,7 +33,8 @@ answer through the same extractor as a model would.
 Settings a profile may override (``eval.tasks.<task>.overrides``), with defaults:
 ``repeats`` 1; ``generation_kwargs`` {max_gen_toks: 64, do_sample: false,
 temperature: 1.0}; ``history`` 0; ``prompt_style`` think; ``format_penalty`` -0.1;
-``fallback`` noop; ``game_kwargs`` {} (e.g. {max_steps: 10}). They should match
+``fallback`` noop; ``game_kwargs`` {} (e.g. {max_steps: 10}); ``response_prefill`` "" (text every model response
+starts with, after the chat template, e.g. "<action>"; ignored by the reference policies). They should match
 the training options of the model evaluated (``train.algo`` of ``msgrpo``).
 """
 
@@ -59,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "format_penalty": -0.1,
     "fallback": "noop",
     "game_kwargs": {},
+    "response_prefill": "",
 }
 METRICS = ("success_rate", "mean_return", "episode_length", "invalid_action_rate")
 
@@ -86,6 +88,7 @@ def settings(task: str, overrides: dict | None) -> dict[str, Any]:
         ("prompt_style", out["prompt_style"] in PROMPT_STYLES, f"is not one of {list(PROMPT_STYLES)}"),
         ("format_penalty", out["format_penalty"] <= 0, "must be <= 0"),
         ("fallback", out["fallback"] in FALLBACKS, f"is not one of {list(FALLBACKS)}"),
+        ("response_prefill", isinstance(out["response_prefill"], str), "must be a string"),
         ("generation_kwargs.max_gen_toks", isinstance(gen["max_gen_toks"], int) and gen["max_gen_toks"] >= 1,
          "must be an integer >= 1"),
         ("generation_kwargs.temperature", gen["temperature"] > 0, "must be > 0"),
@@ -119,13 +122,14 @@ class ModelAgent:
     """A model answering a batch of prompts (chat template applied), greedy unless ``do_sample``."""
 
     def __init__(self, model: str, generation_kwargs: dict, batch_size: int = 16, backend: str = "rlrepro",
-                 seed: int = 0):
+                 seed: int = 0, response_prefill: str = ""):
         from ..models import load_model, resolve_model
 
         self.max_new_tokens = generation_kwargs["max_gen_toks"]
         self.do_sample = generation_kwargs["do_sample"]
         self.temperature = generation_kwargs["temperature"]
         self.batch_size, self.backend, self.seed = batch_size, backend, seed
+        self.response_prefill = response_prefill
         if backend == "vllm":
             from transformers import AutoTokenizer
 
@@ -153,13 +157,16 @@ class ModelAgent:
     def prompt_ids(self, prompt: str) -> list[int]:
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                   add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        # the prefill tokenised on its own, as the trainer does (suite/algos/msgrpo.py), so both see the same tokens
+        return ids + (self.tokenizer(self.response_prefill, add_special_tokens=False)["input_ids"]
+                      if self.response_prefill else [])
 
     def __call__(self, envs: list[LanguageAgentEnv], prompts: list[str]) -> list[tuple[str, Any]]:
         ids = [self.prompt_ids(p) for p in prompts]
         completions = self._generate_vllm(ids) if self.model is None else self._generate_hf(ids)
         texts = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
-        return [(text, None) for text in texts]
+        return [(self.response_prefill + text, None) for text in texts]
 
     @torch.no_grad()
     def _generate_hf(self, prompts: list[list[int]]) -> list[list[int]]:
@@ -227,7 +234,8 @@ def evaluate_game(model: str, task: str, out: str | Path, *, data_dir: str = "da
         act, backend = reference_agent(model, task, envs, [s for s, _ in pairs], [r for _, r in pairs]), "reference"
     else:
         backend = backend or "rlrepro"
-        act = ModelAgent(model, cfg["generation_kwargs"], batch_size=batch_size, backend=backend, seed=seed)
+        act = ModelAgent(model, cfg["generation_kwargs"], batch_size=batch_size, backend=backend, seed=seed,
+                         response_prefill=cfg["response_prefill"])
     episodes = play_episodes(envs, [s for s, _ in pairs], act, history=cfg["history"], style=cfg["prompt_style"],
                              dynamics_seeds=[None if r == 0 else r for _, r in pairs])
     result = {
@@ -238,7 +246,8 @@ def evaluate_game(model: str, task: str, out: str | Path, *, data_dir: str = "da
         "limit": limit,
         "sampling": {"repeats": cfg["repeats"],
                      "generation_kwargs": cfg["generation_kwargs"] if backend != "reference" else {},
-                     **{k: cfg[k] for k in ("history", "prompt_style", "format_penalty", "fallback", "game_kwargs")}},
+                     **{k: cfg[k] for k in ("history", "prompt_style", "format_penalty", "fallback", "game_kwargs",
+                                        "response_prefill")}},
         "backend": backend,
         "lm_eval_version": "n/a",
         "seed": seed,
