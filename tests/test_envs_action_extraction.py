@@ -175,6 +175,11 @@ def test_prompt_history_and_direct_style():
     assert "previous actions" not in env.prompt()
     direct = env.prompt(style="direct")
     assert direct.endswith("Reply with exactly one legal action inside tags and nothing else, for example <action>LEFT</action>.")
+    bare = env.prompt(style="direct_no_example")
+    assert bare.endswith("Legal actions: LEFT, DOWN, RIGHT, UP.\nReply with exactly one legal action inside "
+                         "<action></action> tags and nothing else.")
+    assert "for example" not in bare and bare.replace(bare.split("\n")[-1], "") == direct.replace(
+        direct.split("\n")[-1], "")  # only the instruction's last line differs
     with pytest.raises(ValueError, match="prompt style"):
         env.prompt(style="verbose")
     env.reset(seed=0)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FALLBACKS = ("noop", "random")
-PROMPT_STYLES = ("think", "direct")
+PROMPT_STYLES = ("think", "direct", "direct_no_example")
 DEFAULT_FORMAT_PENALTY = -0.1
 
 # Markdown / quoting characters and trailing punctuation ignored around an answer.
@@ -119,7 +119,9 @@ def prompt_template(observation: str, legal_actions: Sequence[str], rules: str =
     ``history``: the actions played so far in this episode (the caller passes
     the last few; empty = no history line).  ``style``: ``"think"`` allows
     reasoning before the tagged answer, ``"direct"`` asks for the tagged
-    answer alone (for small models and short generation budgets).
+    answer alone (for small models and short generation budgets), and
+    ``"direct_no_example"`` does too without the example answer, which names
+    the first legal action (a small model copies it: docs/claims.md).
     """
     if style not in PROMPT_STYLES:
         raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
@@ -127,8 +129,10 @@ def prompt_template(observation: str, legal_actions: Sequence[str], rules: str =
     if style == "think":
         ask = ("Think about your move if you wish, then give exactly one legal action "
                f"inside tags as your final answer, for example {example}.")
-    else:
+    elif style == "direct":
         ask = f"Reply with exactly one legal action inside tags and nothing else, for example {example}."
+    else:
+        ask = "Reply with exactly one legal action inside <action></action> tags and nothing else."
     instruction = f"Legal actions: {', '.join(legal_actions)}.\n{ask}"
     past = f"Your previous actions, oldest first: {', '.join(history)}." if history else ""
     return "\n\n".join(part.strip() for part in (rules, observation, past, instruction) if part.strip())
