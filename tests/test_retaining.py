@@ -1,5 +1,6 @@
 """Retaining by Doing (issue 7): data, rewards, the RL and SFT losses, Iterative-SFT, resume, Δ_g / Δ_d."""
 
+import dataclasses
 import json
 import math
 import sys
@@ -367,7 +368,7 @@ def test_gain_and_forgetting_on_a_hand_made_results_table(tmp_path):
     tasks = ["countdown", "mmlu_reason", "ifeval"]
     exps = [_experiment("base", "base", tasks=tasks),
             _experiment("sft", "sft", "countdown", data="expert", tasks=tasks),
-            _experiment("rl", "rbd_grpo", "countdown", kl=0.05, tasks=tasks),
+            dataclasses.replace(_experiment("rl", "rbd_grpo", "countdown", kl=0.05, tasks=tasks), seed=1),
             _experiment("rl_mmlu", "rbd_grpo", "mmlu", kl=0.0, tasks=["mmlu_reason", "countdown"])]
     acc = {"base": [0.10, 0.40, 0.30], "sft": [0.50, 0.30, 0.10], "rl": [0.45, 0.40, 0.28]}
     rows = [{"experiment": e, "label": e, "method": "x", "task": t, "metric": "acc", "value": v, "stderr": 0.01,
@@ -392,6 +393,8 @@ def test_gain_and_forgetting_on_a_hand_made_results_table(tmp_path):
     assert table.loc["sft", "forgetting_se"] == pytest.approx(0.01)
     lines = report(profile, "retaining", df, tmp_path, tmp_path, tmp_path)
     assert any("| countdown | SFT | 10.0 | 50.0 | +40.0 ± 1.4 | +15.0 ± 1.0 | 2 |" in line for line in lines)
+    # a seeded run's row names its seed (the seeds of one method are otherwise rows alike)
+    assert any(line.startswith("| countdown | RL (β=0.05) (seed 1) | 10.0 | 45.0 |") for line in lines)
     for name in ("retaining.csv", "retaining_scatter.png", "retaining_probes.png"):
         assert (tmp_path / name).stat().st_size > 0
 

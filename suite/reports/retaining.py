@@ -83,7 +83,7 @@ def retaining_table(profile, paper: str, df: pd.DataFrame) -> pd.DataFrame:
         d = deltas(scores, base.name, exp.name, target, probes)
         k = len(d["drops"])
         rows.append({
-            "target": target, "method": variant(exp), "experiment": exp.name, "base": base.name,
+            "target": target, "method": variant(exp), "seed": exp.seed, "experiment": exp.name, "base": base.name,
             "base_target": scores.get((base.name, target), math.nan), "target_acc": scores.get((exp.name, target), math.nan),
             "gain": d["gain"], "gain_se": _stderr_of_difference([errors.get((exp.name, target)), errors.get((base.name, target))]),
             "forgetting": d["forgetting"],
@@ -176,7 +176,8 @@ def report(profile, paper: str, df: pd.DataFrame, results: Path, runs: Path, out
         "|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
-        lines.append(f"| {r.target} | {r.method} | {100 * r.base_target:.1f} | {100 * r.target_acc:.1f} | "
+        seed = "" if pd.isna(r.seed) else f" (seed {int(r.seed)})"
+        lines.append(f"| {r.target} | {r.method}{seed} | {100 * r.base_target:.1f} | {100 * r.target_acc:.1f} | "
                      f"{_pp(r.gain, r.gain_se)} | {_pp(r.forgetting, r.forgetting_se)} | {r.n_probes} |")
     lines += ["", "![gain vs forgetting](retaining_scatter.png)", "", "![per-probe change](retaining_probes.png)"]
     rates = answer_rates(profile, paper, Path(results))
