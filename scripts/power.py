@@ -19,10 +19,9 @@ import argparse
 import math
 from pathlib import Path
 
-from suite.claims import profile_claims
+from suite.claims import problem_scores, profile_claims
 from suite.config import load_profile
 from suite.stats import mde, mean_se, problem_differences
-from suite.claims import problem_scores
 
 REPO = Path(__file__).resolve().parents[1]
 EVALS = REPO / "results" / "mini" / "evals"
@@ -60,7 +59,7 @@ def main() -> None:
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for paper in profile.papers():
         for claim in profile_claims(profile, paper):
-            if claim.profiles is None or profile.name not in claim.profiles:
+            if claim.profiles is None:  # (profile_claims left out other profiles' claims)
                 continue  # a claim of every profile (e.g. a trained arm against the untrained model)
             lines.append("| " + " | ".join(row(claim, profile.eval_settings(claim.task).get("limit"))) + " |")
     text = "\n".join(lines)

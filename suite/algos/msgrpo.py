@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..envs.base import FALLBACKS, PROMPT_STYLES, Episode, LanguageAgentEnv, play_episodes
+from ..envs.base import FALLBACKS, PROMPT_STYLES, Episode, LanguageAgentEnv, play_episodes, prefill_ids
 from ..envs.registry import GAMES, make_game
 from ..rollout import Rollouts, broadcast
 from ..trainer import Method
@@ -193,7 +193,7 @@ class MSGRPO(Method):
                 seeds.append(seed)
                 dynamics.append(None if o.same_dynamics else (step * cfg.group_size + j) * 1_000_003 + cfg.seed)
 
-        prefill = t.tokenizer(o.response_prefill, add_special_tokens=False)["input_ids"] if o.response_prefill else []
+        prefill = prefill_ids(t.tokenizer, o.response_prefill)
 
         def act(_envs, prompts):
             prompt_ids = [t.chat_ids([{"role": "user", "content": p}]) + prefill for p in prompts]

@@ -138,6 +138,12 @@ def prompt_template(observation: str, legal_actions: Sequence[str], rules: str =
     return "\n\n".join(part.strip() for part in (rules, observation, past, instruction) if part.strip())
 
 
+def prefill_ids(tokenizer, prefill: str) -> list[int]:
+    """Token ids of a response prefill (e.g. ``"<action>"``), appended after the chat-templated prompt: tokenised on
+    its own, so the trainer (``suite/algos/msgrpo.py``) and the game evaluator give the model the same tokens."""
+    return tokenizer(prefill, add_special_tokens=False)["input_ids"] if prefill else []
+
+
 class ActionExtractor:
     """Map generated text to one of ``actions`` (or ``None``).
 

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from ..io import samples_path, write_json, write_jsonl
-from .base import FALLBACKS, PROMPT_STYLES, Episode, LanguageAgentEnv, play_episodes
+from .base import FALLBACKS, PROMPT_STYLES, Episode, LanguageAgentEnv, play_episodes, prefill_ids
 from .registry import GAMES, REFERENCES, make_game, reference_policy
 
 DEFAULTS: dict[str, Any] = {
@@ -129,7 +129,6 @@ class ModelAgent:
         self.do_sample = generation_kwargs["do_sample"]
         self.temperature = generation_kwargs["temperature"]
         self.batch_size, self.backend, self.seed = batch_size, backend, seed
-        self.response_prefill = response_prefill
         if backend == "vllm":
             from transformers import AutoTokenizer
 
@@ -149,6 +148,8 @@ class ModelAgent:
                 from ..rollout import HFEngine
 
                 self.engine = HFEngine(self.model, self.tokenizer, batch_size=batch_size, bf16=False)
+        self.response_prefill = response_prefill
+        self.prefill = prefill_ids(self.tokenizer, response_prefill)  # computed once, not per prompt
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
@@ -157,10 +158,7 @@ class ModelAgent:
     def prompt_ids(self, prompt: str) -> list[int]:
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                   add_generation_prompt=True)
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        # the prefill tokenised on its own, as the trainer does (suite/algos/msgrpo.py), so both see the same tokens
-        return ids + (self.tokenizer(self.response_prefill, add_special_tokens=False)["input_ids"]
-                      if self.response_prefill else [])
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] + self.prefill
 
     def __call__(self, envs: list[LanguageAgentEnv], prompts: list[str]) -> list[tuple[str, Any]]:
         ids = [self.prompt_ids(p) for p in prompts]
