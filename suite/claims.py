@@ -26,6 +26,7 @@ the rules are :data:`VERDICT_RULES`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -155,6 +156,17 @@ def pairs(treatment: list, control: list) -> list[tuple[Any, Any]]:
     return [(t, by_seed[t.seed]) for t in treatment if t.seed in by_seed]
 
 
+@functools.lru_cache(maxsize=1)
+def repo_profiles() -> frozenset[str]:
+    """The ``profile`` names of the repository's profiles (``config/*.yaml``)."""
+    names = set()
+    for path in (REPO / "config").glob("*.yaml"):
+        raw = yaml.safe_load(path.read_text())
+        if isinstance(raw, dict) and isinstance(raw.get("profile"), str):
+            names.add(raw["profile"])
+    return frozenset(names)
+
+
 def profile_claims(profile: Profile, paper: str, meta: dict | None = None) -> list[Claim]:
     """The paper's claims whose treatment and control are experiments of ``paper`` in ``profile``; a claim whose task
     an arm does not evaluate, or whose arms share no seed, fails naming the claim and key."""
@@ -162,6 +174,10 @@ def profile_claims(profile: Profile, paper: str, meta: dict | None = None) -> li
     groups = profile.groups(paper)
     found = []
     for claim in parse_claims(paper, meta):
+        unknown = sorted(set(claim.profiles or ()) - repo_profiles() - {profile.name})
+        if unknown:  # a misspelt name would leave the claim untested everywhere, silently
+            raise ClaimError(f"{claim.where}.profiles names {unknown}, which is no profile (config/*.yaml: "
+                             f"{sorted(repo_profiles())}, and this one, {profile.name!r}): fix the name")
         if claim.treatment not in groups or claim.control not in groups:
             continue  # this profile does not run the comparison
         if claim.profiles is not None and profile.name not in claim.profiles:

@@ -138,11 +138,16 @@ def test_the_profiles_validate_with_their_claims():
 
 def test_a_claims_profiles_key_limits_it_to_those_profiles(tmp_path):
     profile = parse_profile(toy_raw(tmp_path))  # profile "t"
-    meta = {"claims": [{**CLAIM, "profiles": ["other"]}, {**CLAIM, "text": "mine", "profiles": ["t", "other"]}]}
+    meta = {"claims": [{**CLAIM, "profiles": ["mini"]}, {**CLAIM, "text": "mine", "profiles": ["t", "mini"]}]}
     assert [c.text for c in claims.profile_claims(profile, "toy", meta)] == ["mine"]
     # a claim for another profile may name a task this profile does not evaluate
-    meta = {"claims": [{**CLAIM, "task": "math500", "profiles": ["other"]}]}
+    meta = {"claims": [{**CLAIM, "task": "math500", "profiles": ["paper"]}]}
     assert claims.profile_claims(profile, "toy", meta) == []
+    # a name that is no profile (config/*.yaml, or the profile at hand) fails instead of leaving the claim untested
+    with pytest.raises(claims.ClaimError, match=r"toy\.claims\[0\]\.profiles names \['mnii'\], which is no "
+                                                r"profile \(config/\*\.yaml: \[.*'mini'.*\], and this one, 't'\): "
+                                                r"fix the name"):
+        claims.profile_claims(profile, "toy", {"claims": [{**CLAIM, "profiles": ["mnii", "t"]}]})
     with pytest.raises(claims.ClaimError, match=r"toy\.claims\[0\]\.profiles = 'mini' must be a non-empty list"):
         claims.profile_claims(profile, "toy", {"claims": [{**CLAIM, "profiles": "mini"}]})
 
