@@ -133,6 +133,8 @@ rule train:
         lambda wc: f"{DATA}/{EXPERIMENTS[wc.exp].train.train_dataset}/{EXPERIMENTS[wc.exp].train.train_split}.jsonl",
         # Retaining by Doing (issue 7): SFT on RL traces trains on the samples another run logged
         lambda wc: [f"{RUNS}/{src}/done.json" for src in [EXPERIMENTS[wc.exp].train.algo.get("traces_from")] if src],
+        # train.init_from: the run whose final weights this one starts from
+        lambda wc: [f"{RUNS}/{src}/done.json" for src in [EXPERIMENTS[wc.exp].train.init_from] if src],
     output:
         f"{RUNS}/{{exp}}/done.json",
     params:

@@ -60,6 +60,10 @@ class TrainConfig:
     experiment: str
     method: str = "grpo"
     model: str = "smollm2-135m-instruct"
+    # start from the final weights of another experiment of the profile (<runs_dir>/<init_from>/final) rather than
+    # `model` (which stays the tokenizer's and the profile's model name); its reference model for the KL term too.
+    # A seeded run names the seeded source's run of its own seed; an unseeded source serves every seed.
+    init_from: str = ""
     seed: int = 0
     # data and prompts
     train_dataset: str = "arithmetic_2d"
@@ -338,7 +342,7 @@ def _check_dataset(cfg: TrainConfig) -> None:
 
 # TrainConfig keys that enter the config hash only when they differ from their default (TrainConfig.hash)
 HASH_IF_SET = ("fsdp", "fsdp_cpu_offload", "gradient_checkpointing", "generation_seed", "vllm_gpu_memory_utilization",
-               "vllm_max_model_len", "vllm_tensor_parallel_size", "vllm_enable_sleep_mode")
+               "vllm_max_model_len", "vllm_tensor_parallel_size", "vllm_enable_sleep_mode", "init_from")
 
 
 def config_hash(obj: Any) -> str:
@@ -484,6 +488,7 @@ def parse_profile(raw: dict[str, Any], source: str = "<profile>") -> Profile:
                                              label=label if seed is None else f"{label} (seed {seed})",
                                              resources=dict(resources), eval_resources=dict(eval_resources),
                                              group=name, seed=seed, group_label=label)
+    _check_init_from(experiments, source)
     _check_tasks_exist(tasks, source)
     for task in sorted(tasks):
         _check_task(task, raw["eval"]["tasks"][task] or {}, source)
@@ -518,6 +523,29 @@ def _check_seeds(raw: dict[str, Any], source: str) -> None:
                               "train.seed; remove train.seed", key="seeds")
 
 
+def _check_init_from(experiments: dict[str, Experiment], source: str) -> None:
+    """``train.init_from`` names another trained experiment of the profile, of the same model, with no cycle."""
+    for name, exp in experiments.items():
+        start = exp.train.init_from if exp.train is not None else ""
+        if not start:
+            continue
+        where = f"{source}: experiments.{exp.group}.train.init_from = {start!r}"
+        origin = experiments.get(start)
+        if origin is None or origin.train is None:
+            trained = sorted(n for n, e in experiments.items() if e.train is not None and n != name)
+            raise ConfigError(f"{where} names no trained experiment of this profile; trained ones: {trained}",
+                              key="init_from")
+        if origin.model != exp.model:
+            raise ConfigError(f"{where}: that run trains model {origin.model!r}, this one names {exp.model!r}; "
+                              "give both the same model (its tokenizer reads the weights)", key="init_from")
+        seen, cur = [name], start
+        while cur:
+            if cur in seen:
+                raise ConfigError(f"{where}: the chain {' -> '.join(seen + [cur])} is a cycle", key="init_from")
+            seen.append(cur)
+            cur = experiments[cur].train.init_from if cur in experiments and experiments[cur].train else ""
+
+
 def _build_train(raw: dict[str, Any], name: str, member: str, seed: int | None, exp: dict[str, Any], model: str,
                  defaults: dict[str, Any], seeded: dict[str, list[int]], source: str) -> TrainConfig:
     """The training config of experiment ``name`` (run ``member``: ``name`` itself, or ``<name>_s<seed>`` of its
@@ -534,6 +562,13 @@ def _build_train(raw: dict[str, Any], name: str, member: str, seed: int | None, 
                               f"experiment with seeds {seeded[source_run]}: give {name!r} seeds from that list, "
                               "so that each of its runs reads the run of its own seed")
         merged["algo"]["traces_from"] = f"{source_run}_s{seed}"
+    start = merged.get("init_from")
+    if isinstance(start, str) and start in seeded:  # as traces_from: the source run of this run's seed
+        if seed not in seeded[start]:
+            raise ConfigError(f"{source}: experiments.{name}.train.init_from = {start!r} names an experiment with "
+                              f"seeds {seeded[start]}: give {name!r} seeds from that list (each run starts from the "
+                              "run of its own seed), or start from an unseeded experiment", key="init_from")
+        merged["init_from"] = f"{start}_s{seed}"
     try:
         train = TrainConfig.from_dict({**merged, "experiment": member, "method": exp["method"], "model": model,
                                        "data_dir": raw["data"]["dir"]})

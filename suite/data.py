@@ -174,6 +174,11 @@ REGISTRY: dict[str, DatasetSpec] = {
                       generator_kwargs={"train": {"game": game, "split": "train", "n": 2000},
                                         "test": {"game": game, "split": "test", "n": 200}})
           for game in ("frozen_lake", "frozen_lake_slippery", "snake", "snake_poison_apple")],
+        # random legal play on the 3x3 lake of the claims profile (12 moves), every decision a supervised record:
+        # the format warm start of MS-GRPO's arms (suite.envs.registry:game_demos; docs/claims.md)
+        DatasetSpec("frozen_lake_3x3_random_demos", generator="suite.envs.registry:game_demos",
+                    generator_kwargs={"train": {"game": "frozen_lake", "split": "train", "n": 300, "policy": "random",
+                                                "game_kwargs": {"size": 3, "max_steps": 12}, "style": "direct"}}),
         # --- ExGRPO (issue 5): arithmetic with difficulty levels ---
         DatasetSpec(
             "arithmetic_levels", generator="suite.tasks.arithmetic:generate_levels",

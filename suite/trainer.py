@@ -200,13 +200,14 @@ class Trainer:
         self.start_step = 0
         self._step = 0
         checkpoint, state, loaded = self._resumable_checkpoint() if resume else (None, None, None)
-        self.policy, self.tokenizer = loaded or load_model(cfg.model)
+        start = self.start_model()
+        self.policy, self.tokenizer = loaded or load_model(start)
         self.policy.to(self.device).train()
         self.policy.config.use_cache = False
         if cfg.gradient_checkpointing:
             self.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.tokenizer.padding_side = "left"
-        model_path = str(checkpoint) if checkpoint else resolve_model(cfg.model)
+        model_path = str(checkpoint) if checkpoint else resolve_model(start)
         kind = engine_kind(cfg.engine)
         # the model HF generation samples from: the policy itself, or (sharded) an unsharded copy refreshed from
         # the gathered weights after each update (generate() on shards would need every rank in every step)
@@ -222,7 +223,7 @@ class Trainer:
             distributed.shard(self.policy, bf16=self.bf16 and self.device.type == "cuda", offload=cfg.fsdp_cpu_offload)
         self.ref = None
         if cfg.kl_coef > 0:
-            self.ref, _ = load_model(cfg.model)
+            self.ref, _ = load_model(start)
             self.ref.to(self.device).eval().requires_grad_(False)
             if self.sharded:
                 distributed.shard(self.ref, bf16=self.bf16 and self.device.type == "cuda", offload=cfg.fsdp_cpu_offload)
@@ -239,6 +240,19 @@ class Trainer:
         self._perms: dict[int, list[int]] = {}
         if state is not None:
             self._load_state(state)
+
+    def start_model(self) -> str:
+        """What training starts from (and the KL term's reference): ``train.model``, or with ``train.init_from`` the
+        final weights of that sibling run (``<runs>/<init_from>/final``, written when it finished)."""
+        cfg = self.cfg
+        if not cfg.init_from:
+            return cfg.model
+        final = self.out.parent / cfg.init_from / "final"
+        if not (final / "config.json").is_file():
+            raise FileNotFoundError(f"experiment {cfg.experiment!r}: train.init_from = {cfg.init_from!r}, but "
+                                    f"{final} holds no finished model; train {cfg.init_from!r} first (the workflow "
+                                    "orders the two runs)")
+        return str(final)
 
     def _make_engine(self, kind: str, model_path: str):
         cfg = self.cfg

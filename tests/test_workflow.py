@@ -81,6 +81,19 @@ def test_dry_run_of_every_profile(workspace, profile):
     assert counts["report"] == len(prof.papers()), counts
 
 
+def test_a_run_starting_from_another_waits_for_it(workspace):
+    """train.init_from: the source run's done.json is an input of the training job (so Snakemake trains it first);
+    the claims profile's MS-GRPO arms start from its format warm start."""
+    result = snakemake(workspace, "-n", "results/claims/msgrpo/table.md", "--configfile", "config/claims.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = re.findall(r"rule train:\n\s+input: ([^\n]*)\n\s+output: runs/claims/(\w+)/done.json", result.stdout)
+    inputs = {exp: set(line.split(", ")) for line, exp in jobs}
+    arms = {f"{arm}_s{s}" for arm in ("msgrpo_fl", "msgrpo_aaw_fl") for s in (0, 1, 2)}
+    assert set(inputs) == arms | {"msgrpo_warm"}, inputs
+    assert all("runs/claims/msgrpo_warm/done.json" in inputs[arm] for arm in arms), inputs
+    assert not any(i.startswith("runs/") for i in inputs["msgrpo_warm"])
+
+
 def test_resources_come_from_the_profile_then_the_experiment():
     """Built-in defaults < the profile's resources.train / resources.evaluate < the experiment's resources (its
     flat keys for its training, its `evaluate` for its evaluations); a bad key or value names its path."""

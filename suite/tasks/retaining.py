@@ -243,9 +243,12 @@ EXPERTS = {
 
 def expert_response(record: dict) -> str:
     """The expert (off-policy) response of a target-task record: a solver's derivation (Countdown),
-    a constraint-satisfying template answer (IFEval-style), a short rationale and the gold letter (MMLU)."""
+    a constraint-satisfying template answer (IFEval-style), a short rationale and the gold letter (MMLU), or
+    the demonstration a game-demo record carries (its ``metadata.response``)."""
     task = record.get("metadata", {}).get("task")
+    if task == "game_demo":  # a record that carries its demonstration (suite.envs.registry:game_demos)
+        return record["metadata"]["response"]
     if task not in EXPERTS:
         raise ValueError(f"record {record.get('id')!r}: no expert response for task {task!r}; "
-                         f"expert data exists for {sorted(EXPERTS)}")
+                         f"expert data exists for {sorted(EXPERTS)} and game demonstrations (task 'game_demo')")
     return EXPERTS[task](record)
