@@ -131,10 +131,10 @@ rule prepare_data:
 rule train:
     input:
         lambda wc: f"{DATA}/{EXPERIMENTS[wc.exp].train.train_dataset}/{EXPERIMENTS[wc.exp].train.train_split}.jsonl",
-        # Retaining by Doing (issue 7): SFT on RL traces trains on the samples another run logged
-        lambda wc: [f"{RUNS}/{src}/done.json" for src in [EXPERIMENTS[wc.exp].train.algo.get("traces_from")] if src],
-        # train.init_from: the run whose final weights this one starts from
-        lambda wc: [f"{RUNS}/{src}/done.json" for src in [EXPERIMENTS[wc.exp].train.init_from] if src],
+        # the runs this one reads: an RL run's logged samples (Retaining by Doing's SFT on RL traces, issue 7) and
+        # the final weights it starts from (train.init_from)
+        lambda wc: [f"{RUNS}/{src}/done.json" for src in (EXPERIMENTS[wc.exp].train.algo.get("traces_from"),
+                                                          EXPERIMENTS[wc.exp].train.init_from) if src],
     output:
         f"{RUNS}/{{exp}}/done.json",
     params:

@@ -546,6 +546,18 @@ def _check_init_from(experiments: dict[str, Experiment], source: str) -> None:
             cur = experiments[cur].train.init_from if cur in experiments and experiments[cur].train else ""
 
 
+def _own_seed_run(run: str, where: str, name: str, seed: int | None, seeded: dict[str, list[int]], source: str,
+                  fix: str, key: str | None = None) -> str:
+    """Another experiment's run that run ``name`` (of ``seed``) reads: ``<run>_s<seed>`` when ``run`` is seeded (an
+    error when it has no such seed), else ``run`` itself."""
+    if run not in seeded:
+        return run
+    if seed not in seeded[run]:
+        raise ConfigError(f"{source}: {where} = {run!r} names an experiment with seeds {seeded[run]}: give {name!r} "
+                          f"seeds from that list{fix}", key=key)
+    return f"{run}_s{seed}"
+
+
 def _build_train(raw: dict[str, Any], name: str, member: str, seed: int | None, exp: dict[str, Any], model: str,
                  defaults: dict[str, Any], seeded: dict[str, list[int]], source: str) -> TrainConfig:
     """The training config of experiment ``name`` (run ``member``: ``name`` itself, or ``<name>_s<seed>`` of its
@@ -555,20 +567,15 @@ def _build_train(raw: dict[str, Any], name: str, member: str, seed: int | None, 
     merged["algo"] = {**(defaults.get("algo") or {}), **(own.get("algo") or {})}
     if seed is not None:
         merged["seed"] = seed
-    source_run = merged["algo"].get("traces_from")
-    if isinstance(source_run, str) and source_run in seeded:  # a seeded run reads the run of its own seed
-        if seed not in seeded[source_run]:
-            raise ConfigError(f"{source}: experiments.{name}.train.algo.traces_from = {source_run!r} names an "
-                              f"experiment with seeds {seeded[source_run]}: give {name!r} seeds from that list, "
-                              "so that each of its runs reads the run of its own seed")
-        merged["algo"]["traces_from"] = f"{source_run}_s{seed}"
-    start = merged.get("init_from")
-    if isinstance(start, str) and start in seeded:  # as traces_from: the source run of this run's seed
-        if seed not in seeded[start]:
-            raise ConfigError(f"{source}: experiments.{name}.train.init_from = {start!r} names an experiment with "
-                              f"seeds {seeded[start]}: give {name!r} seeds from that list (each run starts from the "
-                              "run of its own seed), or start from an unseeded experiment", key="init_from")
-        merged["init_from"] = f"{start}_s{seed}"
+    # a seeded run reads (traces_from) or starts from (init_from) the source's run of its own seed
+    if isinstance(merged["algo"].get("traces_from"), str):
+        merged["algo"]["traces_from"] = _own_seed_run(
+            merged["algo"]["traces_from"], f"experiments.{name}.train.algo.traces_from", name, seed, seeded, source,
+            ", so that each of its runs reads the run of its own seed")
+    if isinstance(merged.get("init_from"), str):
+        merged["init_from"] = _own_seed_run(
+            merged["init_from"], f"experiments.{name}.train.init_from", name, seed, seeded, source,
+            " (each run starts from the run of its own seed), or start from an unseeded experiment", key="init_from")
     try:
         train = TrainConfig.from_dict({**merged, "experiment": member, "method": exp["method"], "model": model,
                                        "data_dir": raw["data"]["dir"]})
