@@ -20,8 +20,8 @@ task that an arm does not evaluate, an unknown key or a bad value fails (``pytho
 the report), naming the paper, the claim's index and the key.
 
 Each claim gets a verdict from its arms' evaluations (:func:`evaluate_claim`): the seed-level paired t-test on the
-per-seed metric differences and the problem-level paired bootstrap on per-problem differences (suite/stats.py);
-the rules are :data:`VERDICT_RULES`.
+per-seed metric differences and the two-way (seeds × problems) paired bootstrap on per-problem differences
+(suite/stats.py); the rules are :data:`VERDICT_RULES`.
 """
 
 from __future__ import annotations
@@ -58,14 +58,16 @@ GAME_SCORES = {
 VERDICT_RULES = (
     "Verdicts: fewer than 3 training seeds in a trained arm: *inconclusive (n seeds < 3)* (an untrained arm is one "
     "model whatever the seed: it is paired with every seed of the other arm and needs none); else by the two-sided "
-    "problem-level paired bootstrap (per-problem differences joined on the problem id, seeds pooled, 10,000 "
-    "resamples of the problems): p < 0.05 with the difference in the claimed direction: *reproduced*; p < 0.05 the "
-    "other way: *not reproduced (opposite)*; p ≥ 0.05 with a minimum detectable effect (80% power, two-sided "
+    "seed × problem paired bootstrap (per-problem differences joined on the problem id, one column per seed pair; "
+    "each of 10,000 resamples draws the seed pairs and the problems with replacement, so the training randomness "
+    "varies as well as the problems): p < 0.05 with the difference in the claimed direction: *reproduced*; p < 0.05 "
+    "the other way: *not reproduced (opposite)*; p ≥ 0.05 with a minimum detectable effect (80% power, two-sided "
     "α = 0.05: MDE = 2.8 × the bootstrap SE of the difference) at most the claim's `expected_effect`: *not "
     "reproduced (MDE x ≤ expected y)*; else *inconclusive at this power (MDE x)* (also when no problem's score "
-    "differs between the arms, where the SE is 0). The seed-level paired t-test (per-seed metric "
-    "differences, needs 2 seeds) is shown beside it; it covers the training randomness the bootstrap holds fixed. "
-    "Differences are treatment − control, in points for proportions."
+    "differs between the arms, where the SE is 0). With 3 seeds one seed pair fills a resample in 1 of 27 draws, "
+    "so a seed whose difference is clearly the other way keeps p at about 2/27 = 0.07: *reproduced* needs every "
+    "seed to show the effect. The seed-level paired t-test (per-seed metric differences, needs 2 seeds) is shown "
+    "beside it. Differences are treatment − control, in points for proportions."
 )
 
 
@@ -263,7 +265,7 @@ def scale_of(metric: str) -> tuple[float, str]:
 
 def evaluate_claim(profile: Profile, claim: Claim, results: Path) -> dict[str, Any]:
     """One verdict row: the arms' per-seed metric values and per-problem scores, the seed-level t-test, the
-    problem-level bootstrap, the MDE and the verdict."""
+    seed × problem bootstrap (and, in the CSV only, the pooled problem bootstrap), the MDE and the verdict."""
     from .report import ReportError, read_result
 
     groups = profile.groups(claim.paper)
@@ -283,12 +285,13 @@ def evaluate_claim(profile: Profile, claim: Claim, results: Path) -> dict[str, A
     diffs = [runs[t.name]["value"] - runs[c.name]["value"] for t, c in paired]
     mean, se = stats.mean_se(diffs)
     ttest = stats.one_sample_t_test(diffs) if len(diffs) >= 2 else None
-    boot = None
+    boot = pooled = None
     scores = {name: problem_scores(run["path"], metric) for name, run in runs.items()}
     if all(s is not None for s in scores.values()):
         ids, matrix = stats.problem_differences([(scores[t.name], scores[c.name]) for t, c in paired])
         if ids:
-            boot = stats.paired_bootstrap(matrix)
+            boot = stats.seed_problem_bootstrap(matrix)
+            pooled = stats.paired_bootstrap(matrix)  # seeds held fixed: shown in the CSV, not a verdict
     mde_value = stats.mde(boot.se) if boot is not None else None
     n_seeds = {key: None if arm[0].train is None else len(arm) for key, arm in arms.items()}
     factor, unit = scale_of(metric)
@@ -304,6 +307,7 @@ def evaluate_claim(profile: Profile, claim: Claim, results: Path) -> dict[str, A
         "n_problems": None if boot is None else boot.n_problems,
         "boot_diff": None if boot is None else boot.mean, "boot_se": None if boot is None else boot.se,
         "p_bootstrap": None if boot is None else boot.p, "mde": mde_value,
+        "p_problems_pooled": None if pooled is None else pooled.p,
         "verdict": verdict(n_seeds["treatment"], n_seeds["control"], None if boot is None else boot.p,
                            None if boot is None else boot.mean, mde_value, claim.expected_effect, claim.direction,
                            show=lambda x: f"{factor * x:.3g}{unit}"),
@@ -321,7 +325,7 @@ def verdict_table(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     lines = ["| claim | paper | ours: treatment − control (mean ± SE over seeds) | seeds | "
-             "p (seed t / problem bootstrap) | verdict |", "|---|---|---|---|---|---|"]
+             "p (seed t / seed × problem bootstrap) | verdict |", "|---|---|---|---|---|---|"]
     for r in rows:
         factor, unit = scale_of(r["metric"])
         ours = f"{factor * r['diff_mean']:+.1f}" if factor != 1 else f"{r['diff_mean']:+.3g}"
@@ -346,7 +350,7 @@ def summary_table(profile: Profile, results: Path, meta=paper_meta) -> list[str]
     import pandas as pd
 
     lines = ["| paper | claim | paper's number | ours: treatment − control (mean ± SE over seeds) | seeds | "
-             "p (seed t / problem bootstrap) | verdict | made by |", "|---|---|---|---|---|---|---|---|"]
+             "p (seed t / seed × problem bootstrap) | verdict | made by |", "|---|---|---|---|---|---|---|---|"]
     for paper in profile.papers():
         tested = profile_claims(profile, paper, meta(paper))
         if not tested:

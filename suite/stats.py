@@ -5,9 +5,13 @@ Pure functions on numbers (numpy, scipy's Student-t and binomial distributions):
 - :func:`mean_se`: mean and standard error of the mean (sample standard deviation / sqrt(n)) over seeds;
 - :func:`paired_t_test`: the seed-level paired t-test, on the differences of per-seed metric means between
   treatment and control trained with the same seeds (two-sided p; needs 2 pairs);
-- :func:`problem_differences` and :func:`paired_bootstrap`: the problem-level paired bootstrap, on per-problem
-  score differences joined on the problem id (seeds pooled: one column per seed pair), problems resampled with
-  replacement, two-sided p = 2 min(P(diff <= 0), P(diff >= 0)), at most 1;
+- :func:`problem_differences`: per-problem score differences joined on the problem id, one column per seed pair;
+- :func:`seed_problem_bootstrap` (the verdicts' test): the two-way paired bootstrap of that matrix, seed pairs and
+  problems both resampled with replacement, so that the training randomness varies as well as the problems;
+  two-sided p = 2 min(P(diff <= 0), P(diff >= 0)), at most 1;
+- :func:`paired_bootstrap`: the problem-level paired bootstrap with the seeds pooled (each problem averaged over
+  the seed pairs, problems resampled): it holds every seed's training fixed, so it is no test of a training method
+  over seeds; kept for one evaluation of two fixed models and for comparison;
 - :func:`mcnemar_exact`: McNemar's exact test for binary per-problem outcomes (binomial on the discordant pairs);
 - :func:`mde`: the minimum detectable effect of a two-sided test at level alpha with the given power, from the
   standard error of the paired difference: (z_{1-alpha/2} + z_power) SE, 2.80 SE at alpha 0.05 and 80% power.
@@ -26,6 +30,7 @@ from scipy import stats as _scipy
 BOOTSTRAP_ITERATIONS = 10_000
 BOOTSTRAP_SEED = 0  # the numpy Generator's seed: the same inputs give the same p
 _CHUNK = 1_000  # bootstrap iterations drawn at once (bounds memory for large test sets)
+_CELLS = 4_000_000  # at most this many matrix cells gathered at once by the two-way bootstrap
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float | None]:
@@ -95,7 +100,7 @@ def problem_differences(pairs: Sequence[tuple[Mapping[Hashable, float], Mapping[
 
 @dataclass(frozen=True)
 class Bootstrap:
-    mean: float  # observed mean difference over problems (each problem's mean over seed pairs)
+    mean: float  # observed mean difference over problems and seed pairs
     se: float  # standard deviation of the bootstrap means: the standard error of the mean difference
     p: float  # two-sided: 2 min(P(mean* <= 0), P(mean* >= 0)), at most 1
     n_problems: int
@@ -103,17 +108,23 @@ class Bootstrap:
     iterations: int
 
 
-def paired_bootstrap(differences, iterations: int = BOOTSTRAP_ITERATIONS, seed: int = BOOTSTRAP_SEED) -> Bootstrap:
-    """Paired bootstrap over problems: ``differences`` is a vector (one difference per problem) or a matrix
-    [problems, seed pairs]; each problem's differences are averaged over the pairs, the problems are resampled
-    with replacement ``iterations`` times (numpy ``default_rng(seed)``) and the mean taken each time."""
+def _matrix(differences, iterations: int, name: str) -> np.ndarray:
+    """``differences`` as a [problems, seed pairs] matrix (a vector is one pair), checked for a bootstrap."""
     d = np.asarray(differences, dtype=float)
     if d.ndim == 1:
         d = d[:, None]
     if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] == 0:
-        raise ValueError(f"paired_bootstrap: needs at least one problem and one pair, got shape {d.shape}")
+        raise ValueError(f"{name}: needs at least one problem and one seed pair, got shape {d.shape}")
     if iterations < 1:
-        raise ValueError("paired_bootstrap: iterations must be >= 1")
+        raise ValueError(f"{name}: iterations must be >= 1")
+    return d
+
+
+def paired_bootstrap(differences, iterations: int = BOOTSTRAP_ITERATIONS, seed: int = BOOTSTRAP_SEED) -> Bootstrap:
+    """Paired bootstrap over problems: ``differences`` is a vector (one difference per problem) or a matrix
+    [problems, seed pairs]; each problem's differences are averaged over the pairs, the problems are resampled
+    with replacement ``iterations`` times (numpy ``default_rng(seed)``) and the mean taken each time."""
+    d = _matrix(differences, iterations, "paired_bootstrap")
     per_problem = d.mean(axis=1)
     n = per_problem.size
     rng = np.random.default_rng(seed)
@@ -121,11 +132,37 @@ def paired_bootstrap(differences, iterations: int = BOOTSTRAP_ITERATIONS, seed: 
     for start in range(0, iterations, _CHUNK):
         size = min(_CHUNK, iterations - start)
         means[start:start + size] = per_problem[rng.integers(0, n, size=(size, n))].mean(axis=1)
+    return _summarise(float(per_problem.mean()), means, n, d.shape[1])
+
+
+def seed_problem_bootstrap(differences, iterations: int = BOOTSTRAP_ITERATIONS,
+                           seed: int = BOOTSTRAP_SEED) -> Bootstrap:
+    """Two-way paired bootstrap of ``differences`` [problems, seed pairs]: each of ``iterations`` resamples draws
+    the seed pairs (columns) with replacement and, independently, the problems (rows) with replacement, and takes
+    the mean of the resampled matrix (numpy ``default_rng(seed)``). One draw of problems serves every drawn seed
+    pair: each seed is scored on the same problems (seeds and problems are crossed, not nested), so two seeds that
+    agree on every problem give the problem bootstrap's SE, not a smaller one. With k seed pairs a resample draws
+    one given pair k times with probability k^-k (1/27 at k = 3), so one pair whose difference is clearly below 0
+    keeps p at about 2/27 = 0.074 or more at k = 3: a claim needs every seed to show it."""
+    d = _matrix(differences, iterations, "seed_problem_bootstrap")
+    n, k = d.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(iterations)
+    chunk = max(1, min(_CHUNK, _CELLS // (n * k)))
+    for start in range(0, iterations, chunk):
+        size = min(chunk, iterations - start)
+        rows, cols = rng.integers(0, n, size=(size, n)), rng.integers(0, k, size=(size, k))
+        means[start:start + size] = d[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
+    return _summarise(float(d.mean()), means, n, k)
+
+
+def _summarise(observed: float, means: np.ndarray, n_problems: int, n_pairs: int) -> Bootstrap:
+    """A bootstrap's result from its resampled means: SE = their standard deviation, two-sided p."""
     # an exact 0 up to rounding: a mean of equal differences must not fall on either side by floating-point noise
     means[np.abs(means) < 1e-12] = 0.0
     p = min(1.0, 2.0 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
-    return Bootstrap(float(per_problem.mean()), float(means.std(ddof=1)) if iterations > 1 else 0.0, p, n,
-                     d.shape[1], iterations)
+    return Bootstrap(observed, float(means.std(ddof=1)) if means.size > 1 else 0.0, p, n_problems, n_pairs,
+                     means.size)
 
 
 def mcnemar_exact(treatment: Sequence[bool], control: Sequence[bool]) -> tuple[int, int, float]:

@@ -236,6 +236,10 @@ OUTCOMES = {
                   "inconclusive at this power (MDE"),
     "identical": ([n_right(20)] * 3, [n_right(20)] * 3, 0.05, "greater",
                   "inconclusive at this power (no problem's score differs)"),
+    # two seeds gain 20 of 40 problems, the third none: pooling the seeds' problems would say p = 0, but one seed
+    # in three shows no effect, which a resample of the seeds reaches in 1 of 27 draws (p about 0.07)
+    "one_seed_disagrees": ([n_right(30), n_right(30), n_right(10)], [n_right(10)] * 3, 0.05, "greater",
+                           "inconclusive at this power (MDE"),
 }
 
 
@@ -252,6 +256,18 @@ def build(tmp_path, monkeypatch, treat, ctrl, claim, treat_seeds=(0, 1, 2), ctrl
     return profile, df, out
 
 
+def test_a_seed_that_disagrees_keeps_the_claim_from_being_reproduced(tmp_path, monkeypatch):
+    treat, ctrl, effect, direction, _ = OUTCOMES["one_seed_disagrees"]
+    _, _, out = build(tmp_path, monkeypatch, treat, ctrl, {**CLAIM, "expected_effect": effect})
+    row = pd.read_csv(out / "verdicts.csv").iloc[0]
+    # seed differences 0.5, 0.5, 0: the seeds' resample puts the third pair in all 3 places in 1 of 27 draws, a
+    # mean of exactly 0, which counts on both sides: p = 2 / 27 plus the draws where problem resampling takes the
+    # two good seeds' mean to 0 or below (none: their 20 gains are never outweighed, there are no losses)
+    assert row.p_bootstrap == pytest.approx(2 / 27, abs=0.012) and row.p_problems_pooled == 0.0
+    assert row.boot_diff == pytest.approx(1 / 3) and row.mde > 0.05
+    assert "reproduced" not in row.verdict
+
+
 @pytest.mark.parametrize("case", sorted(OUTCOMES))
 def test_the_report_gives_each_claim_its_verdict(tmp_path, monkeypatch, case):
     treat, ctrl, effect, direction, expected = OUTCOMES[case]
@@ -265,7 +281,7 @@ def test_the_report_gives_each_claim_its_verdict(tmp_path, monkeypatch, case):
     table = (out / "table.md").read_text().splitlines()
     assert table[0] == "# Toy paper — profile `t`" and table[2] == "## The paper's claims"
     assert table[4].startswith("| claim | paper | ours: treatment − control (mean ± SE over seeds) | seeds | "
-                               "p (seed t / problem bootstrap) | verdict |")
+                               "p (seed t / seed × problem bootstrap) | verdict |")
     assert table[6].startswith("| the treatment beats the control (abstract; gsm8k acc: Treatment vs Control")
     assert f"| {row.verdict} |" in table[6] and "| +10 points |" in table[6] and "| 3 / 3 |" in table[6]
     assert any(line.startswith("Verdicts: fewer than 3 training seeds") for line in table)
@@ -281,6 +297,7 @@ def test_the_reproduced_row_in_numbers(tmp_path, monkeypatch):
     assert row.t == pytest.approx(19 * math.sqrt(3)) and row.df == 2
     assert row.p_seed == pytest.approx(1 - row.t / math.sqrt(2 + row.t ** 2))
     assert row.boot_diff == pytest.approx(0.475) and row.p_bootstrap == 0.0 and row.mde > 0
+    assert row.p_problems_pooled == 0.0  # the pooled problem bootstrap, kept in the CSV beside the verdict's test
     table = (out / "table.md").read_text()
     assert "| +47.5 ± 1.4 pts | 3 / 3 | < 0.001 / < 0.001 | reproduced |" in table
     # the scores table: one row per group, the mean over seeds ± the SE over seeds

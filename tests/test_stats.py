@@ -73,6 +73,33 @@ def test_bootstrap_matches_its_closed_form_distribution():
     assert stats.paired_bootstrap(np.array([[2.0, 2.0], [1.0, -1.0]])).p == pytest.approx(0.5, abs=0.03)
 
 
+def test_seed_problem_bootstrap_resamples_the_seeds():
+    # no problem varies within a seed: each column is one value, -1, 10, 10. A resample's mean is the mean of 3 seed
+    # draws with replacement, <= 0 only when all 3 draws are the first seed (1/27): p = 2/27; its SE is the seeds'
+    # population sd / sqrt(3) = sqrt(((-1 - 19/3)^2 + 2 (10 - 19/3)^2) / 3 / 3) = 2.994
+    d = np.tile([-1.0, 10.0, 10.0], (50, 1))
+    res = stats.seed_problem_bootstrap(d)
+    assert res.mean == pytest.approx(19 / 3) and (res.n_problems, res.n_pairs, res.iterations) == (50, 3, 10_000)
+    assert res.p == pytest.approx(2 / 27, abs=0.012) and res.se == pytest.approx(2.994, abs=0.06)
+    assert stats.seed_problem_bootstrap(d) == res  # a fixed generator seed
+    # the pooled problem bootstrap sees no spread at all here: it holds the seeds fixed
+    assert stats.paired_bootstrap(d).p == 0.0 and stats.paired_bootstrap(d).se == pytest.approx(0.0)
+    # every seed better on every problem: no resample reaches 0
+    assert stats.seed_problem_bootstrap(np.tile([1.0, 2.0, 0.5], (4, 1))).p == 0.0
+
+
+def test_seed_problem_bootstrap_shares_the_problem_draw_between_seeds():
+    # three seeds with the same differences (1, 1, 0, 0) on 4 problems: the problems are crossed with the seeds, so
+    # the answer is the problem bootstrap's: P(mean* <= 0) = P(no 1 drawn in 4) = 1/16, p = 1/8, SE = 0.5 / 2.
+    # Resampling problems apart within each seed would give SE 0.25 / sqrt(3) and p = 2 / 16^3.
+    d = np.stack([[1.0, 1.0, 0.0, 0.0]] * 3, axis=1)
+    res = stats.seed_problem_bootstrap(d)
+    assert res.p == pytest.approx(1 / 8, abs=0.015) and res.se == pytest.approx(0.25, abs=0.01)
+    assert stats.seed_problem_bootstrap([1.0, 1.0, 0.0, 0.0]).p == pytest.approx(res.p, abs=0.015)  # a vector
+    with pytest.raises(ValueError, match="seed_problem_bootstrap: needs at least one problem"):
+        stats.seed_problem_bootstrap(np.zeros((0, 3)))
+
+
 def test_problem_differences_join_on_the_id_and_pool_the_seeds():
     t0, c0 = {"a": 1.0, "b": 1.0, "c": 0.0}, {"a": 0.0, "b": 1.0, "c": 0.0, "d": 1.0}
     t1, c1 = {"a": 1.0, "b": 0.0, "c": 1.0}, {"c": 0.0, "b": 1.0, "a": 1.0}
