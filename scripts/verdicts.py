@@ -5,6 +5,10 @@ and writes one markdown table, a row per claim, with the command that makes each
 made yet says "not run yet".
 
     python scripts/verdicts.py [--config config/claims.yaml] [--out results/claims/verdicts.md]
+
+With ``--paper P --evals DIR`` it instead judges paper P's claims afresh, by the current rule, from the evaluations
+under ``DIR/evals/<experiment>/`` (a design kept aside, e.g. ``results/claims/msgrpo_lr5e-5``), and writes that
+verdict table (and the pooled problem bootstrap's p, the rule before issue 21's fix) to ``--out``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.claims import VERDICT_RULES, summary_table
+from suite.claims import (VERDICT_RULES, evaluate_claim, format_p, paper_meta, profile_claims, summary_table,
+                          verdict_table)
 from suite.config import load_profile
 
 
@@ -20,16 +25,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="config/claims.yaml")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--paper", default=None, help="with --evals: judge this paper's claims afresh")
+    parser.add_argument("--evals", default=None, help="a results folder holding evals/<experiment>/<task>.json")
     args = parser.parse_args()
+    if (args.paper is None) != (args.evals is None):
+        parser.error("--paper and --evals go together")
     profile = load_profile(args.config)
-    text = "\n".join(summary_table(profile, Path(profile.raw["results_dir"])))
+    command = " ".join(["python scripts/verdicts.py", f"--config {args.config}",
+                        *([f"--paper {args.paper} --evals {args.evals}"] if args.paper else []),
+                        *([f"--out {args.out}"] if args.out else [])])
+    if args.paper:
+        rows = [evaluate_claim(profile, claim, Path(args.evals))
+                for claim in profile_claims(profile, args.paper, paper_meta(args.paper))]
+        text = "\n".join(verdict_table(rows) + [""] + [
+            f"Claim {r['claim']}: the pooled problem bootstrap (seeds held fixed) gives p "
+            f"{format_p(r['p_problems_pooled'])}." for r in rows])
+        title = f"# {args.paper}'s claims judged from `{args.evals}`, profile `{profile.name}`"
+        made = "the evaluations there"
+    else:
+        text = "\n".join(summary_table(profile, Path(profile.raw["results_dir"])))
+        title = f"# The papers' claims, profile `{profile.name}`"
+        made = "each paper's verdicts.csv"
+        if text:
+            text += f"\n\n{VERDICT_RULES}"
     print(text)
     if args.out:
         from suite.io import write_text
 
-        write_text(args.out, f"# The papers' claims, profile `{profile.name}`\n\nMade by `python scripts/verdicts.py "
-                   f"--config {args.config} --out {args.out}` from each paper's verdicts.csv.\n\n{text}\n\n"
-                   f"{VERDICT_RULES}\n")
+        write_text(args.out, f"{title}\n\nMade by `{command}` from {made}.\n\n{text}\n")
 
 
 if __name__ == "__main__":

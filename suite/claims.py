@@ -314,7 +314,7 @@ def evaluate_claim(profile: Profile, claim: Claim, results: Path) -> dict[str, A
     }
 
 
-def _p(p: float | None) -> str:
+def format_p(p: float | None) -> str:
     if p is None:
         return "—"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
@@ -338,8 +338,8 @@ def verdict_table(rows: list[dict[str, Any]]) -> list[str]:
         claim = (f"{r['text']} ({r['source'] + '; ' if r['source'] else ''}{r['task']} {r['metric']}: "
                  f"{r['treatment_label']} vs {r['control_label']}"
                  + ("" if r["direction"] == "greater" else ", claimed lower") + ")")
-        lines.append(f"| {claim} | {r['paper_value'] or '—'} | {ours} | {seeds} | {_p(r['p_seed'])} / "
-                     f"{_p(r['p_bootstrap'])} | {r['verdict']} |")
+        lines.append(f"| {claim} | {r['paper_value'] or '—'} | {ours} | {seeds} | {format_p(r['p_seed'])} / "
+                     f"{format_p(r['p_bootstrap'])} | {r['verdict']} |")
     return lines + ["", VERDICT_RULES]
 
 

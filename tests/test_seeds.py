@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+import yaml
 
 from suite import claims, report
 from suite.config import ConfigError, load_profile, parse_profile
@@ -335,6 +336,32 @@ def test_the_summary_of_every_papers_verdicts(tmp_path, monkeypatch):
     assert lines[4] == f"| toy | a third claim | +10 points | not run yet | | | | {command} |"
     (out / "verdicts.csv").unlink()
     assert "not run yet" in claims.summary_table(profile, tmp_path / "res", meta=lambda p: {"claims": [CLAIM]})[2]
+
+
+def test_the_verdicts_script_judges_a_design_kept_aside(tmp_path, monkeypatch):
+    # scripts/verdicts.py --paper --evals: the claims of one paper judged by the current rule from a folder of
+    # evaluations (an earlier design, moved aside), with the pooled problem bootstrap's p under the table
+    import runpy
+    import sys
+
+    treat, ctrl, *_ = OUTCOMES["one_seed_disagrees"]
+    raw = toy_raw(tmp_path)
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(raw))
+    profile = parse_profile(raw)
+    for name, scores in zip([e.name for e in profile.groups()["treat"]] + [e.name for e in profile.groups()["ctrl"]],
+                            treat + ctrl):
+        write_run(tmp_path / "kept", tmp_path / "runs", name, scores)
+    monkeypatch.setattr(claims, "paper_meta", lambda paper: {"title": "Toy paper", "claims": [CLAIM]})
+    out = tmp_path / "kept" / "verdicts.md"
+    monkeypatch.setattr(sys, "argv", ["verdicts.py", "--config", str(tmp_path / "t.yaml"), "--paper", "toy",
+                                      "--evals", str(tmp_path / "kept"), "--out", str(out)])
+    runpy.run_path(str(claims.REPO / "scripts" / "verdicts.py"), run_name="__main__")
+    text = out.read_text().splitlines()
+    assert text[0] == f"# toy's claims judged from `{tmp_path / 'kept'}`, profile `t`"
+    assert text[2].startswith("Made by `python scripts/verdicts.py --config") and "--paper toy --evals" in text[2]
+    row = next(line for line in text if line.startswith("| the treatment beats the control"))
+    assert "| +33.3 ± 16.7 pts | 3 / 3 |" in row and "inconclusive at this power" in row
+    assert text[-1] == "Claim 0: the pooled problem bootstrap (seeds held fixed) gives p < 0.001."
 
 
 def test_too_few_seeds_and_an_untrained_control(tmp_path, monkeypatch):
