@@ -123,13 +123,15 @@ def test_the_profiles_validate_with_their_claims():
     assert tested["exgrpo"] == [("exgrpo", "exgrpo_onpolicy")]
     assert tested["msgrpo"] == [("msgrpo_aaw_fl", "msgrpo_base")]
     assert claims.check_profile_claims(smoke) == 2
-    # the claims profile tests one claim of each of the five papers, each with 3 seeds in every trained arm
+    # the claims profile tests one claim of each of the five papers (Retaining by Doing's on two probes), each
+    # with 3 seeds in every trained arm
     seeded = load_profile("config/claims.yaml")
     found = {paper: claims.profile_claims(seeded, paper) for paper in seeded.papers()}
     assert {paper: [(c.treatment, c.control) for c in cs] for paper, cs in found.items()} == {
         "exgrpo": [("exgrpo", "exgrpo_onpolicy")], "cooper": [("cooper", "cooper_static")],
-        "igpo": [("igpo", "igpo_grpo_f1")], "retaining": [("rbd_rl_ifeval_like", "rbd_sft_ifeval_like")],
+        "igpo": [("igpo", "igpo_grpo_f1")], "retaining": [("rbd_rl_ifeval_like", "rbd_sft_ifeval_like")] * 2,
         "msgrpo": [("msgrpo_aaw_fl", "msgrpo_fl")]}
+    assert [c.task for c in found["retaining"]] == ["mmlu_reason", "arc_challenge"]
     # MS-GRPO's arms start from one format warm start (docs/claims.md), which is not seeded
     assert {e.train.init_from for arm in ("msgrpo_fl", "msgrpo_aaw_fl") for e in seeded.groups()[arm]} == {"msgrpo_warm"}
     for cs in found.values():
