@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.claims import (VERDICT_RULES, evaluate_claim, format_p, paper_meta, profile_claims, summary_table,
-                          verdict_table)
+from suite.claims import VERDICT_RULES, evaluate_claim, format_p, profile_claims, summary_table, verdict_table
 from suite.config import load_profile
 
 
@@ -36,7 +35,7 @@ def main() -> None:
                         *([f"--out {args.out}"] if args.out else [])])
     if args.paper:
         rows = [evaluate_claim(profile, claim, Path(args.evals))
-                for claim in profile_claims(profile, args.paper, paper_meta(args.paper))]
+                for claim in profile_claims(profile, args.paper)]
         text = "\n".join(verdict_table(rows) + [""] + [
             f"Claim {r['claim']}: the pooled problem bootstrap (seeds held fixed) gives p "
             f"{format_p(r['p_problems_pooled'])}." for r in rows])
@@ -46,8 +45,7 @@ def main() -> None:
         text = "\n".join(summary_table(profile, Path(profile.raw["results_dir"])))
         title = f"# The papers' claims, profile `{profile.name}`"
         made = "each paper's verdicts.csv"
-        if text:
-            text += f"\n\n{VERDICT_RULES}"
+        text += f"\n\n{VERDICT_RULES}"
     print(text)
     if args.out:
         from suite.io import write_text
