@@ -18,6 +18,7 @@ from pathlib import Path
 
 from suite.claims import VERDICT_RULES, evaluate_claim, format_p, profile_claims, summary_table, verdict_table
 from suite.config import load_profile
+from suite.report import ReportError
 
 
 def main() -> None:
@@ -34,8 +35,14 @@ def main() -> None:
                         *([f"--paper {args.paper} --evals {args.evals}"] if args.paper else []),
                         *([f"--out {args.out}"] if args.out else [])])
     if args.paper:
-        rows = [evaluate_claim(profile, claim, Path(args.evals))
-                for claim in profile_claims(profile, args.paper)]
+        tested = profile_claims(profile, args.paper) if args.paper in profile.papers() else []
+        if not tested:
+            parser.error(f"--paper {args.paper}: {args.config} tests no claim of that paper; its papers with "
+                         f"claims: {[p for p in profile.papers() if profile_claims(profile, p)]}")
+        try:
+            rows = [evaluate_claim(profile, claim, Path(args.evals)) for claim in tested]
+        except ReportError as err:
+            raise SystemExit(f"verdicts.py: {err}") from None
         text = "\n".join(verdict_table(rows) + [""] + [
             f"Claim {r['claim']}: the pooled problem bootstrap (seeds held fixed) gives p "
             f"{format_p(r['p_problems_pooled'])}." for r in rows])

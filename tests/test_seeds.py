@@ -4,6 +4,7 @@ verdicts), on fabricated results trees."""
 import copy
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -340,7 +341,7 @@ def test_the_summary_of_every_papers_verdicts(tmp_path, monkeypatch):
     assert "not run yet" in claims.summary_table(profile, tmp_path / "res", meta=lambda p: {"claims": [CLAIM]})[2]
 
 
-def test_the_verdicts_script_judges_a_design_kept_aside(tmp_path, monkeypatch):
+def test_the_verdicts_script_judges_a_design_kept_aside(tmp_path, monkeypatch, capsys):
     # scripts/verdicts.py --paper --evals: the claims of one paper judged by the current rule from a folder of
     # evaluations (an earlier design, moved aside), with the pooled problem bootstrap's p under the table
     import runpy
@@ -364,6 +365,19 @@ def test_the_verdicts_script_judges_a_design_kept_aside(tmp_path, monkeypatch):
     row = next(line for line in text if line.startswith("| the treatment beats the control"))
     assert "| +33.3 ± 16.7 pts | 3 / 3 |" in row and "inconclusive at this power" in row
     assert text[-1] == "Claim 0: the pooled problem bootstrap (seeds held fixed) gives p < 0.001."
+    # a paper the profile tests no claim of, and a folder without the evaluations, fail naming what is wrong
+    script = str(claims.REPO / "scripts" / "verdicts.py")
+    for paper, evals, message in (("tyo", tmp_path / "kept", "--paper tyo: .* tests no claim of that paper; its "
+                                   r"papers with claims: \['toy'\]"),
+                                  ("toy", tmp_path / "nowhere", "verdicts.py: .*nowhere/evals/treat_s0/gsm8k.json: "
+                                   "no evaluation result; run the evaluation first")):
+        monkeypatch.setattr(sys, "argv", ["verdicts.py", "--config", str(tmp_path / "t.yaml"), "--paper", paper,
+                                          "--evals", str(evals)])
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_path(script, run_name="__main__")
+        code = exited.value.code  # argparse's error: exit 2, the message on stderr; else the message itself
+        said = capsys.readouterr().err if code == 2 else str(code)
+        assert code != 0 and re.search(message, said), said
 
 
 def test_too_few_seeds_and_an_untrained_control(tmp_path, monkeypatch):
